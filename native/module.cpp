@@ -1,0 +1,11 @@
+// ngshow._native: the package's C++ kernels.  Each kernel file registers its own functions.
+#include <nanobind/nanobind.h>
+
+namespace nb = nanobind;
+
+void register_downsample(nb::module_& m);
+
+NB_MODULE(_native, m) {
+  m.doc() = "ngshow's C++ kernels (downsampling, meshing); heavy calls release the GIL.";
+  register_downsample(m);
+}

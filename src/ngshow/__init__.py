@@ -1,0 +1,48 @@
+"""ngshow: look at big 3-D arrays in Neuroglancer, served from Python.
+
+>>> import ngshow
+>>> viewer = ngshow.show(volume, voxel_size=(6, 6, 40))
+>>> print(viewer)            # open this URL in a browser
+>>> ngshow.stop()            # every URL stops working; every array is released
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .errors import (
+    ClientNotBuilt,
+    DtypeConversionWarning,
+    InvalidArray,
+    InvalidRequest,
+    NgshowError,
+    NotFound,
+    ViewerClosed,
+)
+from .layers import Layer
+from .server import set_server_bind_address, set_static_content_source
+from .sources import ArraySource
+from .state import ViewerState
+from .viewer import Viewer, show, stop
+
+__all__ = [
+    "ArraySource",
+    "ClientNotBuilt",
+    "DtypeConversionWarning",
+    "InvalidArray",
+    "InvalidRequest",
+    "Layer",
+    "NgshowError",
+    "NotFound",
+    "Viewer",
+    "ViewerClosed",
+    "ViewerState",
+    "set_server_bind_address",
+    "set_static_content_source",
+    "show",
+    "stop",
+]
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

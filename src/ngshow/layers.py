@@ -1,0 +1,175 @@
+"""Layers: one array served to the browser as an image or segmentation layer."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import encodings
+from .errors import InvalidArray, InvalidRequest, NotFound, ViewerClosed
+from .sources import ArraySource, Kind
+
+if TYPE_CHECKING:
+    from .viewer import Viewer
+
+__all__ = ["Layer", "guess_kind", "default_shader"]
+
+logger = logging.getLogger(__name__)
+
+
+def guess_kind(data: Any) -> Kind:
+    """Wide integer arrays (32/64-bit) of rank <= 3 look like labels; everything else like an image."""
+    dtype = np.dtype(data.dtype)
+    if dtype.kind in "iu" and dtype.itemsize >= 4 and len(data.shape) <= 3:
+        return "segmentation"
+    return "image"
+
+
+def _contrast_sample(source: ArraySource) -> np.ndarray[Any, Any]:
+    """A central block of at most 64 voxels per spatial axis: cheap to read from any store."""
+    box = []
+    for axis, n in enumerate(source.shape):
+        if source.rank == 4 and axis == 0:
+            box.append(slice(0, n))
+            continue
+        width = min(n, 64)
+        lo = (n - width) // 2
+        box.append(slice(lo, lo + width))
+    return source.read(tuple(box))
+
+
+def _range(values: np.ndarray[Any, Any]) -> list[float]:
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size == 0:
+        return [0.0, 1.0]
+    lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        hi = lo + 1
+    return [lo, hi]
+
+
+def default_shader(source: ArraySource) -> tuple[str | None, dict[str, Any]]:
+    """A shader and its control values for an image: grey for one channel, RGB for two or three,
+    one selectable channel for more.  Contrast ranges come from a small central sample."""
+    sample = _contrast_sample(source)
+    channels = source.channels
+    if channels == 1:
+        controls = {} if source.dtype == np.uint8 else {"normalized": {"range": _range(sample)}}
+        return None, controls
+    if channels <= 3:
+        names = ["red", "green", "blue"][:channels]
+        lines = [f"#uicontrol invlerp {n}(channel={i})" for i, n in enumerate(names)]
+        rgb = ", ".join(f"{n}()" for n in names) + ", 0.0" * (3 - channels)
+        shader = "\n".join(lines) + f"\nvoid main() {{\n  emitRGB(vec3({rgb}));\n}}\n"
+        controls = {n: {"range": _range(sample[i])} for i, n in enumerate(names)}
+        return shader, controls
+    shader = "#uicontrol invlerp normalized(channel=0)\nvoid main() {\n  emitGrayscale(normalized());\n}\n"
+    return shader, {"normalized": {"range": _range(sample[0]), "channel": [0]}}
+
+
+class Layer:
+    """A handle on one layer of a :class:`~ngshow.Viewer`.
+
+    Attributes
+    ----------
+    name : str
+    kind : "image" or "segmentation"
+    kind_guessed : bool
+        True if ngshow chose ``kind`` from the dtype because none was given.
+    key : str
+        The secret key in the layer's ``python://volume/<key>`` URL.
+    """
+
+    def __init__(
+        self,
+        viewer: Viewer,
+        name: str,
+        data: Any,
+        *,
+        kind: Kind,
+        kind_guessed: bool = False,
+        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+        offset: Sequence[float] = (0.0, 0.0, 0.0),
+        encoding: str = "raw",
+        shader: str | None = None,
+        max_downsampling: int = 64,
+    ) -> None:
+        if encoding not in encodings.ENCODINGS:
+            raise InvalidArray(f"unknown encoding {encoding!r}; expected one of {sorted(encodings.ENCODINGS)}")
+        self._viewer: Viewer | None = viewer
+        self.name = name
+        self.kind: Kind = kind
+        self.kind_guessed = kind_guessed
+        self.encoding = encoding
+        self._source: ArraySource | None = ArraySource(
+            data, kind=kind, voxel_size=voxel_size, offset=offset, max_downsampling=max_downsampling
+        )
+        self.token = secrets.token_hex(20)
+        self.key = f"{viewer.token}.{self.token}"
+        self.generation = 0
+        self._lock = threading.Lock()
+        self.shader, self.shader_controls = (shader, {}) if shader or kind != "image" else default_shader(
+            self._source
+        )
+
+    def __repr__(self) -> str:
+        source = self._source
+        shape = source.shape if source else "closed"
+        guessed = " (guessed)" if self.kind_guessed else ""
+        return f"<ngshow.Layer {self.name!r} {self.kind}{guessed} shape={shape}>"
+
+    @property
+    def source(self) -> ArraySource:
+        """The array source; raises :class:`ViewerClosed` once the viewer is closed."""
+        source = self._source
+        if source is None:
+            raise ViewerClosed(f"layer {self.name!r} was closed")
+        return source
+
+    @property
+    def data(self) -> Any:
+        """The array shown.  Contents changed in place show on browser refresh or :meth:`invalidate`."""
+        return self.source.data
+
+    def info(self) -> dict[str, Any]:
+        """The volume info JSON the client fetches."""
+        return {**self.source.info(), "encoding": self.encoding, "generation": self.generation}
+
+    def state_json(self) -> dict[str, Any]:
+        """This layer's entry in the viewer-state ``layers`` list."""
+        entry: dict[str, Any] = {"type": self.kind, "source": f"python://volume/{self.key}", "name": self.name}
+        if self.shader:
+            entry["shader"] = self.shader
+        if self.shader_controls:
+            entry["shaderControls"] = self.shader_controls
+        return entry
+
+    def encoded_chunk(self, encoding: str, factors: list[int], start: list[int], end: list[int]) -> bytes:
+        """One chunk for the client; arguments in Neuroglancer dimension order (x fastest)."""
+        chunk = self.source.cut_chunk(factors[::-1], start[::-1], end[::-1])
+        return encodings.encode(encoding, chunk)
+
+    def mesh_fragment(self, object_id: int) -> bytes:
+        """The mesh of one segment (PROTOCOL.md §3.6)."""
+        if self.kind != "segmentation":
+            raise InvalidRequest(f"layer {self.name!r} is an image: it has no meshes")
+        raise NotFound(f"no mesh for object {object_id}")
+
+    def invalidate(self) -> None:
+        """Tell open browsers the data changed, so they fetch every chunk again without a reload."""
+        with self._lock:
+            self.generation += 1
+        if self._viewer is not None:
+            self._viewer._push_source_generations()
+
+    def _close(self) -> None:
+        """Drop every reference to the array."""
+        self._source = None
+        self._viewer = None

@@ -1,0 +1,390 @@
+"""The local HTTP server: the bundled client, state sync and volume data (PROTOCOL.md).
+
+One :class:`Server` per process runs aiohttp on its own event loop in a daemon thread, so it works beside
+Jupyter's loop.  Slicing, downsampling and encoding run in a thread pool; user callbacks run one at a
+time on a thread of their own.  This module is the only place where errors become HTTP status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import ClientSession, web
+
+from . import encodings
+from .errors import InvalidRequest, NgshowError, NotFound, http_status
+from .static import StaticFiles, content_type, default_static_dir
+
+if TYPE_CHECKING:
+    from .layers import Layer
+    from .viewer import Viewer
+
+__all__ = ["Server", "get_server", "stop", "set_server_bind_address", "set_static_content_source"]
+
+logger = logging.getLogger(__name__)
+
+NO_STORE = {"Cache-Control": "no-store"}
+HEARTBEAT_SECONDS = 15.0
+MAX_BODY_BYTES = 1 << 30  # screenshots can be tens of MB (PROTOCOL.md §2.7)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _find(tokens: dict[str, Any], token: str) -> Any:
+    """Look ``token`` up comparing every candidate in constant time."""
+    found = None
+    for candidate, value in tokens.items():
+        if hmac.compare_digest(candidate.encode(), token.encode()):
+            found = value
+    return found
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise InvalidRequest(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+class Server:
+    """An aiohttp server on a background thread, serving every :class:`~ngshow.Viewer` of the process."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, static_url: str | None = None) -> None:
+        self.host = host
+        self._static_url = static_url.rstrip("/") if static_url else None
+        self._static = None if static_url else StaticFiles(default_static_dir())
+        self._viewers: dict[str, Viewer] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="ngshow-data"
+        )
+        self.callbacks = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ngshow-callbacks"
+        )
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port: int = self._sock.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ngshow-server", daemon=True)
+        self._thread.start()
+        self._runner: web.AppRunner | None = None
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            host = socket.getfqdn()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def _start(self) -> None:
+        app = web.Application(middlewares=[self._errors, self._host_check], client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/favicon.ico", self._favicon)
+        app.router.add_get("/v/{token}", self._redirect_slash)
+        app.router.add_get("/v/{token}/{name:[^/]*}", self._static_file)
+        app.router.add_get("/events/{token}", self._events)
+        app.router.add_post("/state/{token}", self._post_state)
+        app.router.add_post("/action/{token}", self._post_action)
+        app.router.add_post("/credentials/{token}", self._credentials)
+        app.router.add_get("/neuroglancer/info/{key}", self._info)
+        app.router.add_get("/neuroglancer/mesh/{key}/{object_id}", self._mesh)
+        app.router.add_get("/neuroglancer/{encoding}/{key}/{scale}/{start}/{end}", self._chunk)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.SockSite(self._runner, self._sock)
+        await site.start()
+
+    def stop(self) -> None:
+        """Close every viewer (dropping their arrays), stop listening and end the thread."""
+        with self._lock:
+            viewers = list(self._viewers.values())
+            self._viewers.clear()
+        self._closing = True
+        for viewer in viewers:
+            viewer._detach()  # also wakes its event streams, which then end
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+        self._loop.close()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.callbacks.shutdown(wait=False, cancel_futures=True)
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._sock.close()
+
+    # -- registry ----------------------------------------------------------------------------------
+
+    def register(self, viewer: Viewer) -> None:
+        with self._lock:
+            self._viewers[viewer.token] = viewer
+
+    def unregister(self, viewer: Viewer) -> None:
+        with self._lock:
+            self._viewers.pop(viewer.token, None)
+        self.wake(viewer)
+
+    def wake(self, viewer: Viewer) -> None:
+        """Tell the viewer's open event streams that a document changed (from any thread)."""
+        if self._loop.is_closed():
+            return
+
+        def _set() -> None:
+            for event in list(viewer._watchers):
+                event.set()
+
+        try:
+            self._loop.call_soon_threadsafe(_set)
+        except RuntimeError:  # loop closed between the check and the call
+            pass
+
+    def viewer(self, token: str) -> Viewer:
+        with self._lock:
+            viewer = _find(self._viewers, token)
+        if viewer is None:
+            raise NotFound("unknown viewer token")
+        return viewer  # type: ignore[no-any-return]
+
+    def layer(self, key: str) -> Layer:
+        token, _, volume = key.partition(".")
+        return self.viewer(token).layer_by_token(volume)
+
+    def run_callback(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a user callback on the callback thread; its exceptions are logged, never raised here."""
+
+        def call() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                logger.exception("ngshow callback %r raised", fn)
+
+        try:
+            self.callbacks.submit(call)
+        except RuntimeError:  # shutting down
+            pass
+
+    async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._loop.run_in_executor(self.executor, fn, *args)
+
+    # -- middleware --------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except NgshowError as e:
+            status = http_status(e)
+            logger.debug("%s %s -> %d: %s", request.method, request.path, status, e)
+            return web.Response(status=status, text=f"{e}\n" if status != 412 else "", headers=NO_STORE)
+        except Exception:
+            logger.exception("internal error serving %s %s", request.method, request.path)
+            return web.Response(status=500, text="internal error (see the Python log)\n")
+
+    @web.middleware
+    async def _host_check(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Bound to loopback: only loopback host names, so DNS rebinding cannot reach the data.
+        if _is_loopback(self.host):
+            hostname = (request.host or "").rsplit(":", 1)[0] if "]" not in (request.host or "") else (
+                request.host.split("]")[0] + "]"
+            )
+            if not _is_loopback(hostname):
+                return web.Response(status=403, text="host not allowed\n")
+        return await handler(request)
+
+    # -- static client -----------------------------------------------------------------------------
+
+    async def _favicon(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    async def _redirect_slash(self, request: web.Request) -> web.StreamResponse:
+        self.viewer(request.match_info["token"])
+        raise web.HTTPFound(request.path + "/")
+
+    async def _static_file(self, request: web.Request) -> web.StreamResponse:
+        self.viewer(request.match_info["token"])
+        name = request.match_info["name"] or "index.html"
+        if self._static_url is not None:
+            return await self._proxy_static(name)
+        assert self._static is not None
+        body = self._static.get(name)
+        return web.Response(body=body, content_type=content_type(name), headers={"Cache-Control": "no-cache"})
+
+    async def _proxy_static(self, name: str) -> web.StreamResponse:
+        async with ClientSession() as session:
+            async with session.get(f"{self._static_url}/{name}") as upstream:
+                if upstream.status != 200:
+                    raise NotFound(f"static content server answered {upstream.status} for {name!r}")
+                body = await upstream.read()
+        return web.Response(body=body, content_type=content_type(name), headers={"Cache-Control": "no-cache"})
+
+    # -- state sync --------------------------------------------------------------------------------
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        viewer = self.viewer(request.match_info["token"])
+        client_id = request.query.get("c", "")
+        if not client_id:
+            raise InvalidRequest("missing client id (query parameter c)")
+        # Only keys with a g<key> parameter are watched (a page opened with a #state URL omits gs).
+        last = {k: request.query[f"g{k}"] for k in viewer.documents if f"g{k}" in request.query}
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        event = asyncio.Event()
+        viewer._watchers.add(event)
+        try:
+            while not self._closing and not viewer.closed:
+                event.clear()
+                for key, previous in last.items():
+                    text, generation = viewer.documents[key].encoded()
+                    if generation == previous or generation.startswith(client_id + "/"):
+                        continue
+                    message = '{"k":%s,"s":%s,"g":%s}' % (json.dumps(key), text, json.dumps(generation))
+                    await response.write(f"data: {message}\n\n".encode())
+                    last[key] = generation
+                try:
+                    await asyncio.wait_for(event.wait(), HEARTBEAT_SECONDS)
+                except asyncio.TimeoutError:
+                    await response.write(b": heartbeat\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            viewer._watchers.discard(event)
+        return response
+
+    async def _post_state(self, request: web.Request) -> web.StreamResponse:
+        viewer = self.viewer(request.match_info["token"])
+        body = await _json_body(request)
+        state, count, previous, client_id = (body.get(k) for k in ("s", "g", "pg", "c"))
+        if not isinstance(state, dict) or not isinstance(client_id, str) or not isinstance(previous, str):
+            raise InvalidRequest("state update must have s (object), g, pg (string) and c (string)")
+        if not isinstance(count, (int, str)):
+            raise InvalidRequest("state update count g must be an integer")
+        generation = viewer.documents["s"].set_from_client(state, previous, client_id, count)
+        viewer._state_changed_by_client()
+        return web.json_response({"g": generation})
+
+    async def _post_action(self, request: web.Request) -> web.StreamResponse:
+        viewer = self.viewer(request.match_info["token"])
+        body = await _json_body(request)
+        action = body.get("action")
+        if not isinstance(action, str):
+            raise InvalidRequest("action body needs a string 'action'")
+        viewer._dispatch_action(action, body.get("state") or {})
+        return web.Response(status=200)
+
+    async def _credentials(self, request: web.Request) -> web.StreamResponse:
+        self.viewer(request.match_info["token"])
+        return web.Response(status=403, text="ngshow does not broker credentials\n")
+
+    # -- volume data -------------------------------------------------------------------------------
+
+    async def _info(self, request: web.Request) -> web.StreamResponse:
+        layer = self.layer(request.match_info["key"])
+        return web.json_response(layer.info(), headers=NO_STORE)
+
+    async def _chunk(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        layer = self.layer(m["key"])
+        if m["encoding"] not in encodings.ENCODINGS:
+            raise InvalidRequest(f"unknown encoding {m['encoding']!r}")
+        factors = _ints(m["scale"], "scale key")
+        start = _ints(m["start"], "chunk start")
+        end = _ints(m["end"], "chunk end")
+        body = await self._in_pool(layer.encoded_chunk, m["encoding"], factors, start, end)
+        return web.Response(body=body, content_type="application/octet-stream", headers=NO_STORE)
+
+    async def _mesh(self, request: web.Request) -> web.StreamResponse:
+        layer = self.layer(request.match_info["key"])
+        try:
+            object_id = int(request.match_info["object_id"])
+        except ValueError:
+            raise InvalidRequest("object id must be a decimal integer") from None
+        body = await self._in_pool(layer.mesh_fragment, object_id)
+        return web.Response(body=body, content_type="application/octet-stream", headers=NO_STORE)
+
+
+# -- the process-wide server ---------------------------------------------------------------------
+
+_server: Server | None = None
+_server_lock = threading.Lock()
+_bind: tuple[str, int] = ("127.0.0.1", 0)
+_static_url: str | None = None
+
+
+def get_server() -> Server:
+    """The process's server, started on first use."""
+    global _server
+    with _server_lock:
+        if _server is None:
+            _server = Server(*_bind, static_url=_static_url)
+            logger.info("ngshow server listening on %s", _server.base_url)
+        return _server
+
+
+def stop() -> None:
+    """Shut the server down: close every viewer, drop every array, invalidate every URL."""
+    global _server
+    with _server_lock:
+        server, _server = _server, None
+    if server is not None:
+        server.stop()
+
+
+def set_server_bind_address(host: str = "127.0.0.1", port: int = 0) -> None:
+    """Where the next server listens (the running one, if any, is stopped first).
+
+    Binding anything but loopback exposes your arrays to anyone who learns a viewer URL.
+    """
+    global _bind
+    stop()
+    _bind = (host, int(port))
+
+
+def set_static_content_source(*, url: str | None = None) -> None:
+    """Serve the client from ``url`` (e.g. a Neuroglancer dev server) instead of the bundle.
+
+    ``url=None`` goes back to the bundled client.  Takes effect for the next server.
+    """
+    global _static_url
+    stop()
+    _static_url = url

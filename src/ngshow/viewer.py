@@ -1,0 +1,285 @@
+"""The Python face: :class:`Viewer`, :func:`show` and :func:`stop`."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import html
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from . import server as _server
+from .errors import NotFound, ViewerClosed
+from .layers import Layer, guess_kind
+from .sources import Kind
+from .state import SyncedDocument, ViewerState
+
+__all__ = ["Viewer", "show", "stop"]
+
+logger = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,}$")
+
+StateCallback = Callable[[ViewerState], None]
+ActionCallback = Callable[[dict[str, Any]], None]
+
+
+class Viewer:
+    """A Neuroglancer viewer served from this process; open :attr:`url` in a browser.
+
+    Parameters
+    ----------
+    token
+        The secret in the viewer's URL (default: 160 random bits).  At least 16 characters of
+        ``[A-Za-z0-9_-]``.
+
+    Examples
+    --------
+    >>> viewer = ngshow.Viewer()
+    >>> viewer.add(image, voxel_size=(6, 6, 40))
+    >>> viewer.add(labels, kind="segmentation", voxel_size=(6, 6, 40))
+    >>> print(viewer.url)
+    """
+
+    def __init__(self, *, token: str | None = None) -> None:
+        if token is not None and not _TOKEN.match(token):
+            raise ValueError("a viewer token needs at least 16 characters of [A-Za-z0-9_-]")
+        self.token = token or secrets.token_hex(20)
+        self.documents: dict[str, SyncedDocument] = {"s": SyncedDocument(), "c": SyncedDocument()}
+        self._layers: dict[str, Layer] = {}
+        self._watchers: set[asyncio.Event] = set()
+        self._state_callbacks: list[StateCallback] = []
+        self._action_callbacks: dict[str, list[ActionCallback]] = {}
+        self._txn_lock = threading.RLock()
+        self.closed = False
+        self._server = _server.get_server()
+        for document in self.documents.values():
+            document.on_change.append(self._wake)
+        self._server.register(self)
+
+    # -- URL and display ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The viewer's address (with its secret token)."""
+        return f"{self._server.base_url}/v/{self.token}/"
+
+    def get_viewer_url(self) -> str:
+        """The viewer's address (same as :attr:`url`)."""
+        return self.url
+
+    def __repr__(self) -> str:
+        return self.url
+
+    def __str__(self) -> str:
+        return self.url
+
+    def _repr_html_(self) -> str:
+        url = html.escape(self.url, quote=True)
+        return (
+            f'<iframe src="{url}" style="width:100%;height:600px;border:0"></iframe>'
+            f'<div><a href="{url}" target="_blank">Open the viewer in a new tab</a></div>'
+        )
+
+    # -- layers ------------------------------------------------------------------------------------
+
+    @property
+    def layers(self) -> dict[str, Layer]:
+        """The layers added from Python, by name."""
+        return dict(self._layers)
+
+    def add(
+        self,
+        data: Any,
+        *,
+        name: str | None = None,
+        kind: Kind | None = None,
+        volume_type: Kind | None = None,
+        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+        offset: Sequence[float] = (0.0, 0.0, 0.0),
+        encoding: str = "raw",
+        shader: str | None = None,
+        max_downsampling: int = 64,
+    ) -> Layer:
+        """Show an array as a layer; returns its :class:`~ngshow.layers.Layer` handle.
+
+        Parameters
+        ----------
+        data
+            ``(z, y, x)`` or ``(c, z, y, x)`` array: NumPy, memmap, h5py, zarr or dask.  Only the chunks
+            the browser asks for are read.
+        name
+            Layer name; a layer of the same name is replaced.  Default: ``"image"``/``"segmentation"``.
+        kind
+            ``"image"`` or ``"segmentation"``.  If omitted, 32/64-bit integer 3-D arrays are shown as
+            segmentations and everything else as images; the guess is logged and recorded in
+            ``layer.kind_guessed``.  ``volume_type`` is an alias.
+        voxel_size
+            Voxel size in nanometres, ``(x, y, z)``.
+        offset
+            Position of voxel ``(0, 0, 0)`` in voxels, ``(x, y, z)``.
+        encoding
+            Chunk encoding on the wire: ``"raw"`` (default, fastest on loopback) or ``"npz"``.
+        shader
+            A Neuroglancer shader (images); default grey, or RGB for 2-3 channels.
+        max_downsampling
+            Largest product of downsampling factors the browser may ask for.
+        """
+        self._check_open()
+        if kind is not None and volume_type is not None and kind != volume_type:
+            raise ValueError(f"kind={kind!r} and volume_type={volume_type!r} disagree")
+        chosen = kind or volume_type
+        guessed = chosen is None
+        if chosen is None:
+            chosen = guess_kind(data)
+            logger.info("showing array of dtype %s as %s (pass kind= to choose)", data.dtype, chosen)
+        name = name or self._free_name(chosen)
+        layer = Layer(
+            self,
+            name,
+            data,
+            kind=chosen,
+            kind_guessed=guessed,
+            voxel_size=voxel_size,
+            offset=offset,
+            encoding=encoding,
+            shader=shader,
+            max_downsampling=max_downsampling,
+        )
+        old = self._layers.get(name)
+        self._layers[name] = layer
+        if old is not None:
+            old._close()
+
+        def put(state: dict[str, Any]) -> None:
+            entries = state.setdefault("layers", [])
+            for i, entry in enumerate(entries):
+                if entry.get("name") == name:
+                    entries[i] = {**entry, **layer.state_json()}
+                    break
+            else:
+                entries.append(layer.state_json())
+
+        self.documents["s"].update(put)
+        self._push_source_generations()
+        return layer
+
+    def remove(self, name: str) -> None:
+        """Remove a layer (and ngshow's reference to its array)."""
+        layer = self._layers.pop(name, None)
+        if layer is None:
+            raise NotFound(f"no layer named {name!r}")
+        layer._close()
+        self.documents["s"].update(
+            lambda s: s.__setitem__("layers", [e for e in s.get("layers", []) if e.get("name") != name])
+        )
+        self._push_source_generations()
+
+    def layer_by_token(self, token: str) -> Layer:
+        """The layer whose volume token is ``token`` (compared in constant time)."""
+        layer: Layer | None = _server._find({lay.token: lay for lay in list(self._layers.values())}, token)
+        if layer is None:
+            raise NotFound("unknown volume key")
+        return layer
+
+    def _free_name(self, kind: str) -> str:
+        name, n = kind, 1
+        while name in self._layers:
+            n += 1
+            name = f"{kind}{n}"
+        return name
+
+    def _push_source_generations(self) -> None:
+        generations = {layer.key: layer.generation for layer in list(self._layers.values())}
+        self.documents["c"].update(lambda c: c.__setitem__("sourceGenerations", generations))
+
+    # -- state -------------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ViewerState:
+        """A snapshot of the viewer state (a copy: edit it with :meth:`txn`)."""
+        value, _ = self.documents["s"].snapshot()
+        return ViewerState(value)
+
+    @contextmanager
+    def txn(self) -> Iterator[ViewerState]:
+        """Edit the viewer state; the edit is pushed to open browsers when the block ends.
+
+        >>> with viewer.txn() as s:
+        ...     s.position = [10, 20, 30]
+        """
+        self._check_open()
+        with self._txn_lock:
+            value, _ = self.documents["s"].snapshot()
+            state = ViewerState(copy.deepcopy(value))
+            yield state
+            if state.json != value:
+                self.documents["s"].set(state.json)
+
+    def set_state(self, state: ViewerState | dict[str, Any]) -> None:
+        """Replace the whole viewer state."""
+        self._check_open()
+        self.documents["s"].set(state.json if isinstance(state, ViewerState) else state)
+
+    def on_state_changed(self, callback: StateCallback) -> StateCallback:
+        """Call ``callback(state)`` after each change the browser makes (usable as a decorator).
+
+        Callbacks run one at a time on a thread of ngshow's; exceptions are logged.
+        """
+        self._state_callbacks.append(callback)
+        return callback
+
+    def _state_changed_by_client(self) -> None:
+        if not self._state_callbacks:
+            return
+        state = self.state
+        for callback in list(self._state_callbacks):
+            self._server.run_callback(callback, ViewerState(copy.deepcopy(state.json)))
+
+    def on_action(self, name: str, callback: ActionCallback) -> None:
+        """Call ``callback(action_state)`` when the browser sends action ``name``."""
+        self._action_callbacks.setdefault(name, []).append(callback)
+
+    def _dispatch_action(self, name: str, state: dict[str, Any]) -> None:
+        for callback in self._action_callbacks.get(name, []):
+            self._server.run_callback(callback, state)
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._server.wake(self)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ViewerClosed("this viewer was closed (ngshow.stop() or viewer.close()); make a new one")
+
+    def close(self) -> None:
+        """Stop serving this viewer: its URL stops working and its arrays are released."""
+        self._server.unregister(self)
+        self._detach()
+
+    def _detach(self) -> None:
+        self.closed = True
+        layers, self._layers = list(self._layers.values()), {}
+        for layer in layers:
+            layer._close()
+        self._state_callbacks.clear()
+        self._action_callbacks.clear()
+        self._wake()
+
+
+def show(data: Any, **kwargs: Any) -> Viewer:
+    """Show one array in a new :class:`Viewer` and return it; keyword arguments go to :meth:`Viewer.add`."""
+    viewer = Viewer()
+    viewer.add(data, **kwargs)
+    return viewer
+
+
+def stop() -> None:
+    """Shut the server down; every viewer URL stops working and every array is released."""
+    _server.stop()
