@@ -14,7 +14,7 @@ SOURCES := pyproject.toml CMakeLists.txt $(shell find src native client -type f 
 demo: $(VENV)/.installed $(VENV)/.demo-data
 	$(BIN)/python examples/nuclei_demo.py
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed $(VENV)/.demo-data chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed

@@ -4,8 +4,10 @@
 namespace nb = nanobind;
 
 void register_downsample(nb::module_& m);
+void register_mesher(nb::module_& m);
 
 NB_MODULE(_native, m) {
   m.doc() = "ngshow's C++ kernels (downsampling, meshing); heavy calls release the GIL.";
   register_downsample(m);
+  register_mesher(m);
 }

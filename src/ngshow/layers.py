@@ -12,7 +12,7 @@ import numpy as np
 
 from . import encodings
 from .errors import InvalidArray, InvalidRequest, NotFound, ViewerClosed
-from .sources import ArraySource, Kind
+from .sources import ArraySource, Kind, require_array_like
 
 if TYPE_CHECKING:
     from .viewer import Viewer
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 def guess_kind(data: Any) -> Kind:
     """Wide integer arrays (32/64-bit) of rank <= 3 look like labels; everything else like an image."""
+    require_array_like(data)
     dtype = np.dtype(data.dtype)
     if dtype.kind in "iu" and dtype.itemsize >= 4 and len(data.shape) <= 3:
         return "segmentation"

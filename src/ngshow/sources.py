@@ -18,7 +18,7 @@ import numpy as np
 from . import _native
 from .errors import DtypeConversionWarning, InvalidArray, InvalidRequest
 
-__all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "wire_dtype"]
+__all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "require_array_like", "wire_dtype"]
 
 Kind = Literal["image", "segmentation"]
 
@@ -58,6 +58,15 @@ def wire_dtype(dtype: np.dtype[Any], kind: Kind) -> np.dtype[Any]:
     )
 
 
+def require_array_like(data: Any) -> None:
+    """Raise :class:`InvalidArray` unless ``data`` has ``shape``, ``dtype`` and slicing."""
+    if not all(hasattr(data, a) for a in ("shape", "dtype", "__getitem__")):
+        raise InvalidArray(
+            f"expected an array with shape, dtype and slicing (NumPy, h5py, zarr, dask), "
+            f"got {type(data).__name__}"
+        )
+
+
 def _read(data: Any, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
     """Read ``data[box]`` as a NumPy array (dask arrays are computed for that box only)."""
     part = data[box]
@@ -92,11 +101,7 @@ class ArraySource:
         offset: Sequence[float] = (0.0, 0.0, 0.0),
         max_downsampling: int = 64,
     ) -> None:
-        if not all(hasattr(data, a) for a in ("shape", "dtype", "__getitem__")):
-            raise InvalidArray(
-                f"expected an array with shape, dtype and slicing (NumPy, h5py, zarr, dask), "
-                f"got {type(data).__name__}"
-            )
+        require_array_like(data)
         shape = tuple(int(n) for n in data.shape)
         if len(shape) == 2:
             self._expand = True
