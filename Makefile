@@ -15,6 +15,7 @@ demo: $(VENV)/.installed $(VENV)/.demo-data
 	$(BIN)/python examples/nuclei_demo.py
 
 test: $(VENV)/.installed $(VENV)/.demo-data chromium
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed

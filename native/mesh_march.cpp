@@ -186,24 +186,25 @@ std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdif
           unsigned mask = 0;
           for (int j = 0; j < 8; ++j) mask |= static_cast<unsigned>(c[j] == lab) << j;
           Mesh& m = builders.get(lab);
-          auto add_vertex = [&m](float x, float y, float z) {
+          auto add_vertex = [&m](float x, float y, float z, bool border, std::uint8_t ax) {
             const auto n = static_cast<std::uint32_t>(m.vertices.size() / 3);
             m.vertices.push_back(x);
             m.vertices.push_back(y);
             m.vertices.push_back(z);
+            m.axis.push_back(border ? 3 : ax);
             return n;
           };
           // Vertices on the three edges this cell owns (first cell to touch them).
           const std::ptrdiff_t o = rowoff + px;
           if (((mask >> 6) ^ (mask >> 7)) & 1)  // edge 3: x-edge at dy=1, dz=1
             xu[(o + W) * 2 + ((mask >> 6) & 1 ? 0 : 1)] =
-                add_vertex((static_cast<float>(px)) * sx + ox, yh, zh);
+                add_vertex(static_cast<float>(px) * sx + ox, yh, zh, px == 0 || px == nx, 0);
           if (((mask >> 5) ^ (mask >> 7)) & 1)  // edge 7: y-edge at dx=1, dz=1
             yu[(o + 1) * 2 + ((mask >> 5) & 1 ? 0 : 1)] =
-                add_vertex((static_cast<float>(px) + 0.5f) * sx + ox, yc, zh);
+                add_vertex((static_cast<float>(px) + 0.5f) * sx + ox, yc, zh, py == 0 || py == ny, 1);
           if (((mask >> 3) ^ (mask >> 7)) & 1)  // edge 11: z-edge at dx=1, dy=1
             zz[(o + W + 1) * 2 + ((mask >> 3) & 1 ? 0 : 1)] =
-                add_vertex((static_cast<float>(px) + 0.5f) * sx + ox, yh, zc);
+                add_vertex((static_cast<float>(px) + 0.5f) * sx + ox, yh, zc, pz == 0 || pz == nz, 2);
           const std::uint8_t* t = kTable.tri[mask];
           const int nt = kTable.ntri[mask];
           for (int k = 0; k < 3 * nt; ++k) {

@@ -363,6 +363,42 @@ void simplify(Mesh& mesh, const SimplifyOptions& opt) {
   s.run();
 }
 
+void smooth(Mesh& m, const Frame& frame, int iterations, double limit) {
+  const std::size_t nv = m.vertices.size() / 3;
+  if (iterations <= 0 || nv == 0 || m.axis.size() != nv) return;
+  std::vector<float> lo(nv), hi(nv), sum(nv);
+  std::vector<std::uint32_t> cnt(nv, 0);
+  for (std::size_t v = 0; v < nv; ++v) {
+    const int ax = m.axis[v];
+    if (ax > 2) continue;
+    const float mid = m.vertices[3 * v + ax];
+    const float d = static_cast<float>(limit * frame.scale[ax]);
+    lo[v] = mid - d;
+    hi[v] = mid + d;
+  }
+  const std::uint32_t* f = m.faces.data();
+  const std::size_t nidx = m.faces.size();
+  for (std::size_t i = 0; i < nidx; ++i) ++cnt[f[i]];  // each neighbour is met twice per vertex
+  float* p = m.vertices.data();
+  const std::uint8_t* axis = m.axis.data();
+  for (int it = 0; it < iterations; ++it) {
+    std::fill(sum.begin(), sum.end(), 0.0f);
+    for (std::size_t i = 0; i < nidx; i += 3) {
+      const std::uint32_t a = f[i], b = f[i + 1], c = f[i + 2];
+      const int xa = axis[a] & 3, xb = axis[b] & 3, xc = axis[c] & 3;
+      if (xa < 3) sum[a] += p[3 * b + xa] + p[3 * c + xa];
+      if (xb < 3) sum[b] += p[3 * a + xb] + p[3 * c + xb];
+      if (xc < 3) sum[c] += p[3 * a + xc] + p[3 * b + xc];
+    }
+    for (std::size_t v = 0; v < nv; ++v) {
+      const int ax = axis[v];
+      if (ax > 2) continue;
+      const float t = sum[v] / static_cast<float>(2 * cnt[v]);
+      p[3 * v + ax] = std::min(hi[v], std::max(lo[v], t));
+    }
+  }
+}
+
 std::vector<float> vertex_normals(const Mesh& m) {
   std::vector<float> n(m.vertices.size(), 0.0f);
   const float* p = m.vertices.data();

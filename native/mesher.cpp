@@ -71,7 +71,7 @@ template <typename T>
 nb::list mesh_labels(Labels<T> labels, std::array<double, 3> scale, std::array<double, 3> origin,
                      std::optional<std::uint64_t> target, double max_error,
                      double min_normal_dot, std::optional<std::array<double, 6>> box,
-                     bool normals, int threads) {
+                     bool normals, int threads, int smooth_iterations) {
   const Volume3<T> vol = view_of(labels);
   std::vector<Mesh> meshes;
   std::vector<std::vector<float>> vnormals;
@@ -101,9 +101,10 @@ nb::list mesh_labels(Labels<T> labels, std::array<double, 3> scale, std::array<d
     std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
       return meshes[a].faces.size() > meshes[b].faces.size();
     });
-    if (max_error > 0 || normals)
+    if (max_error > 0 || normals || smooth_iterations > 0)
       parallel_for(order.size(), threads, [&](std::size_t k) {
         Mesh& m = meshes[order[k]];
+        smooth(m, frame, smooth_iterations);
         simplify(m, opt);
         if (normals) vnormals[order[k]] = vertex_normals(m);
       });
@@ -142,7 +143,7 @@ template <typename T>
 void bind_for(nb::module_& m, nb::class_<BoxAccumulator>& acc) {
   m.def("mesh_labels", &mesh_labels<T>, nb::arg("labels"), nb::arg("scale"), nb::arg("origin"),
         nb::arg("target").none(), nb::arg("max_error"), nb::arg("min_normal_dot"),
-        nb::arg("box").none(), nb::arg("normals"), nb::arg("threads"));
+        nb::arg("box").none(), nb::arg("normals"), nb::arg("threads"), nb::arg("smooth_iterations"));
   acc.def("add", &box_add<T>, nb::arg("slab"), nb::arg("z0"));
 }
 

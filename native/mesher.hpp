@@ -25,6 +25,9 @@ struct Mesh {
   std::uint64_t label = 0;
   std::vector<float> vertices;       // 3 per vertex
   std::vector<std::uint32_t> faces;  // 3 per triangle
+  // Lattice axis (0 x, 1 y, 2 z) of the edge each vertex sits on; 3 = on the volume box (the
+  // edge joins a voxel and the outside), such vertices must not leave the box plane.
+  std::vector<std::uint8_t> axis;
 };
 
 template <typename T>
@@ -51,6 +54,11 @@ struct SimplifyOptions {
 // Mesh every nonzero label (target == nullptr) or one label.  Labels are unsigned.
 template <typename T>
 std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* target);
+
+// Constrained smoothing: each vertex moves only along its lattice edge, towards the mean of its
+// neighbours, and stays within +-limit voxels of the edge midpoint (limit < 0.5, so the mesh never
+// crosses a voxel centre and still voxelises to the same labels).  Box vertices stay put.
+void smooth(Mesh& mesh, const Frame& frame, int iterations, double limit = 0.49);
 
 // Simplify a closed mesh in place (quadric-error edge collapse, link-condition checked).
 void simplify(Mesh& mesh, const SimplifyOptions& opt);
