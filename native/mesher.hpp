@@ -58,7 +58,7 @@ std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* targ
 // Constrained smoothing: each vertex moves only along its lattice edge, towards the mean of its
 // neighbours, and stays within +-limit voxels of the edge midpoint (limit < 0.5, so the mesh never
 // crosses a voxel centre and still voxelises to the same labels).  Box vertices stay put.
-void smooth(Mesh& mesh, const Frame& frame, int iterations, double limit = 0.49);
+void smooth(Mesh& mesh, const Frame& frame, int iterations, double limit = 0.4);
 
 // Simplify a closed mesh in place (quadric-error edge collapse, link-condition checked).
 void simplify(Mesh& mesh, const SimplifyOptions& opt);
