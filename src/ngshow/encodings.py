@@ -6,6 +6,7 @@ dimensions in the reverse order (``x, y, z[, c]``), so those bytes are already "
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 
 from .errors import InvalidRequest
 
-__all__ = ["ENCODINGS", "encode", "encode_raw", "encode_npz", "npy_header"]
+__all__ = ["ENCODINGS", "encode", "encode_jpeg", "encode_raw", "encode_npz", "npy_header"]
 
 
 def encode_raw(chunk: np.ndarray[Any, Any]) -> bytes:
@@ -39,14 +40,38 @@ def encode_npz(chunk: np.ndarray[Any, Any]) -> bytes:
     return compressor.compress(header) + compressor.compress(encode_raw(chunk)) + compressor.flush()
 
 
+def encode_jpeg(chunk: np.ndarray[Any, Any], quality: int = 90) -> bytes:
+    """A JPEG of a uint8 chunk: width x, height y*z; 1 channel grey or 3 channels RGB (channel axis first).
+
+    The client reads pixels row-major with x fastest, which is the C order of ``(z, y, x)``.
+    """
+    from PIL import Image  # imported on first use: most layers never need it
+
+    if chunk.dtype != np.uint8:
+        raise InvalidRequest(f"jpeg needs uint8 data, got {chunk.dtype}")
+    pixels: np.ndarray[Any, Any]
+    if chunk.ndim == 4 and chunk.shape[0] == 3:
+        pixels = np.ascontiguousarray(np.moveaxis(chunk, 0, -1)).reshape(-1, chunk.shape[-1], 3)
+    elif chunk.ndim == 3 or chunk.shape[0] == 1:
+        pixels = np.ascontiguousarray(chunk).reshape(-1, chunk.shape[-1])
+    else:
+        raise InvalidRequest(f"jpeg needs 1 or 3 channels, got {chunk.shape[0]}")
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
 ENCODINGS: dict[str, Callable[[np.ndarray[Any, Any]], bytes]] = {
     "raw": encode_raw,
     "npz": encode_npz,
+    "jpeg": encode_jpeg,
 }
 
 
-def encode(encoding: str, chunk: np.ndarray[Any, Any]) -> bytes:
+def encode(encoding: str, chunk: np.ndarray[Any, Any], *, jpeg_quality: int = 90) -> bytes:
     """Encode ``chunk`` with the named encoding."""
+    if encoding == "jpeg":
+        return encode_jpeg(chunk, jpeg_quality)
     try:
         encoder = ENCODINGS[encoding]
     except KeyError:

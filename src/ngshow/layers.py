@@ -12,6 +12,7 @@ import numpy as np
 
 from . import encodings
 from .errors import InvalidArray, InvalidRequest, NotFound, ViewerClosed
+from .lru import ByteLRU
 from .sources import ArraySource, Kind, require_array_like
 
 if TYPE_CHECKING:
@@ -99,19 +100,22 @@ class Layer:
         voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
         offset: Sequence[float] = (0.0, 0.0, 0.0),
         encoding: str = "raw",
+        jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
+        chunk_cache: ByteLRU[bytes] | None = None,
     ) -> None:
-        if encoding not in encodings.ENCODINGS:
-            raise InvalidArray(f"unknown encoding {encoding!r}; expected one of {sorted(encodings.ENCODINGS)}")
         self._viewer: Viewer | None = viewer
         self.name = name
         self.kind: Kind = kind
         self.kind_guessed = kind_guessed
-        self.encoding = encoding
         self._source: ArraySource | None = ArraySource(
             data, kind=kind, voxel_size=voxel_size, offset=offset, max_downsampling=max_downsampling
         )
+        self.encoding = encoding
+        self.jpeg_quality = int(jpeg_quality)
+        self._check_encoding(self._source)
+        self._cache = chunk_cache
         self.token = secrets.token_hex(20)
         self.key = f"{viewer.token}.{self.token}"
         self.generation = 0
@@ -136,8 +140,37 @@ class Layer:
 
     @property
     def data(self) -> Any:
-        """The array shown.  Contents changed in place show on browser refresh or :meth:`invalidate`."""
+        """The array shown.  Contents changed in place show on browser refresh or :meth:`invalidate`.
+
+        Assigning a new array (any shape or dtype) shows it in open browsers at once.
+        """
         return self.source.data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        old = self.source
+        new = ArraySource(
+            value, kind=self.kind, voxel_size=old.voxel_size, offset=old.offset, max_downsampling=old.max_downsampling
+        )
+        self._check_encoding(new)
+        with self._lock:
+            self._source = new
+            # The client never refetches a volume's info, so new data gets a new key (PROTOCOL.md §3.5).
+            self.token = secrets.token_hex(20)
+            assert self._viewer is not None
+            self.key = f"{self._viewer.token}.{self.token}"
+            self.generation = 0
+        self._viewer._layer_changed(self)
+
+    def _check_encoding(self, source: ArraySource) -> None:
+        if self.encoding not in encodings.ENCODINGS:
+            raise InvalidArray(
+                f"unknown encoding {self.encoding!r}; expected one of {sorted(encodings.ENCODINGS)}"
+            )
+        if self.encoding == "jpeg" and (
+            source.dtype != np.uint8 or source.kind != "image" or source.channels not in (1, 3)
+        ):
+            raise InvalidArray("jpeg encoding needs a uint8 image with 1 or 3 channels")
 
     def info(self) -> dict[str, Any]:
         """The volume info JSON the client fetches."""
@@ -154,8 +187,19 @@ class Layer:
 
     def encoded_chunk(self, encoding: str, factors: list[int], start: list[int], end: list[int]) -> bytes:
         """One chunk for the client; arguments in Neuroglancer dimension order (x fastest)."""
-        chunk = self.source.cut_chunk(factors[::-1], start[::-1], end[::-1])
-        return encodings.encode(encoding, chunk)
+        source, generation = self.source, self.generation
+        downsampled = any(f > 1 for f in factors)
+        key = (self.token, generation, encoding, tuple(factors), tuple(start), tuple(end))
+        if downsampled and self._cache is not None:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        chunk = source.cut_chunk(factors[::-1], start[::-1], end[::-1])
+        body = encodings.encode(encoding, chunk, jpeg_quality=self.jpeg_quality)
+        if downsampled and self._cache is not None:
+            # Only downsampled chunks: they read factor-product times more data than they send.
+            self._cache.put(key, body)
+        return body
 
     def mesh_fragment(self, object_id: int) -> bytes:
         """The mesh of one segment (PROTOCOL.md §3.6)."""
@@ -174,3 +218,4 @@ class Layer:
         """Drop every reference to the array."""
         self._source = None
         self._viewer = None
+        self._cache = None

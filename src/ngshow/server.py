@@ -113,6 +113,7 @@ class Server:
         return f"http://{host}:{self.port}"
 
     async def _start(self) -> None:
+        self._slots = asyncio.Semaphore(2 * self.executor._max_workers)
         app = web.Application(middlewares=[self._errors, self._host_check], client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/v/{token}", self._redirect_slash)
@@ -201,7 +202,10 @@ class Server:
             pass
 
     async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._loop.run_in_executor(self.executor, fn, *args)
+        # Back-pressure: requests beyond the pool's capacity wait here as cheap coroutines, so
+        # memory holds at most `_slots` chunks in flight however many requests arrive.
+        async with self._slots:
+            return await self._loop.run_in_executor(self.executor, fn, *args)
 
     # -- middleware --------------------------------------------------------------------------------
 
@@ -240,8 +244,10 @@ class Server:
         raise web.HTTPFound(request.path + "/")
 
     async def _static_file(self, request: web.Request) -> web.StreamResponse:
-        self.viewer(request.match_info["token"])
+        viewer = self.viewer(request.match_info["token"])
         name = request.match_info["name"] or "index.html"
+        if name == "index.html":
+            viewer._page_loaded()
         if self._static_url is not None:
             return await self._proxy_static(name)
         assert self._static is not None

@@ -16,6 +16,7 @@ from typing import Any
 from . import server as _server
 from .errors import NotFound, ViewerClosed
 from .layers import Layer, guess_kind
+from .lru import ByteLRU
 from .sources import Kind
 from .state import SyncedDocument, ViewerState
 
@@ -24,6 +25,8 @@ __all__ = ["Viewer", "show", "stop"]
 logger = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,}$")
+
+CHUNK_CACHE_BYTES = 256 << 20
 
 StateCallback = Callable[[ViewerState], None]
 ActionCallback = Callable[[dict[str, Any]], None]
@@ -56,6 +59,8 @@ class Viewer:
         self._state_callbacks: list[StateCallback] = []
         self._action_callbacks: dict[str, list[ActionCallback]] = {}
         self._txn_lock = threading.RLock()
+        # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
+        self._chunk_cache: ByteLRU[bytes] = ByteLRU(CHUNK_CACHE_BYTES)
         self.closed = False
         self._server = _server.get_server()
         for document in self.documents.values():
@@ -103,6 +108,7 @@ class Viewer:
         voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
         offset: Sequence[float] = (0.0, 0.0, 0.0),
         encoding: str = "raw",
+        jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
     ) -> Layer:
@@ -124,7 +130,8 @@ class Viewer:
         offset
             Position of voxel ``(0, 0, 0)`` in voxels, ``(x, y, z)``.
         encoding
-            Chunk encoding on the wire: ``"raw"`` (default, fastest on loopback) or ``"npz"``.
+            Chunk encoding on the wire: ``"raw"`` (default, fastest on loopback), ``"npz"`` (zlib), or
+            ``"jpeg"`` (uint8 images with 1 or 3 channels; lossy, at ``jpeg_quality``, for remote use).
         shader
             A Neuroglancer shader (images); default grey, or RGB for 2-3 channels.
         max_downsampling
@@ -148,18 +155,25 @@ class Viewer:
             voxel_size=voxel_size,
             offset=offset,
             encoding=encoding,
+            jpeg_quality=jpeg_quality,
             shader=shader,
             max_downsampling=max_downsampling,
+            chunk_cache=self._chunk_cache,
         )
         old = self._layers.get(name)
         self._layers[name] = layer
         if old is not None:
             old._close()
+        self._layer_changed(layer)
+        return layer
+
+    def _layer_changed(self, layer: Layer) -> None:
+        """Put the layer's entry (source URL, shader) into the state and push its generation."""
 
         def put(state: dict[str, Any]) -> None:
             entries = state.setdefault("layers", [])
             for i, entry in enumerate(entries):
-                if entry.get("name") == name:
+                if entry.get("name") == layer.name:
                     entries[i] = {**entry, **layer.state_json()}
                     break
             else:
@@ -167,7 +181,6 @@ class Viewer:
 
         self.documents["s"].update(put)
         self._push_source_generations()
-        return layer
 
     def remove(self, name: str) -> None:
         """Remove a layer (and ngshow's reference to its array)."""
@@ -251,6 +264,10 @@ class Viewer:
 
     # -- lifetime ----------------------------------------------------------------------------------
 
+    def _page_loaded(self) -> None:
+        """A browser (re)loaded the viewer: forget cached chunks, the arrays may have changed."""
+        self._chunk_cache.clear()
+
     def _wake(self) -> None:
         self._server.wake(self)
 
@@ -268,6 +285,7 @@ class Viewer:
         layers, self._layers = list(self._layers.values()), {}
         for layer in layers:
             layer._close()
+        self._chunk_cache.clear()
         self._state_callbacks.clear()
         self._action_callbacks.clear()
         self._wake()

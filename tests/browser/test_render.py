@@ -10,7 +10,7 @@ import pytest
 
 import ngshow
 
-from .conftest import BrowserPage
+from .conftest import READY, BrowserPage
 
 pytestmark = pytest.mark.browser
 
@@ -120,4 +120,42 @@ def test_reload_shows_changed_array(page: BrowserPage, viewer: ngshow.Viewer) ->
     page.wait_ready()
     after = bright(page.panel_pixels())
     assert len(after) > 500 and after[:, 1].max() < cx, "reload still shows the old contents"
+    assert page.problems.all(ignore=EXPECTED) == []
+
+
+def test_invalidate_and_new_data_show_without_reload(page: BrowserPage, viewer: ngshow.Viewer) -> None:
+    image, _ = scene()
+    layer = viewer.add(image, name="img", kind="image")
+    centre_view(viewer)
+    page.open(viewer.url)
+    cx = page.panel_pixels().shape[1] / 2
+    assert bright(page.panel_pixels())[:, 1].min() > cx
+
+    image[:] = 0
+    image[:, 40:56, 8:32] = 255  # bottom left now
+    layer.invalidate()
+    page.page.wait_for_function(
+        "() => window.viewer.isReady()", timeout=20_000
+    )
+    for _ in range(100):  # the client debounces the generation change, then refetches
+        page.settle()
+        after = bright(page.panel_pixels())
+        if len(after) > 500 and after[:, 1].max() < cx:
+            break
+        page.page.wait_for_timeout(100)
+    else:
+        raise AssertionError("invalidate() did not refresh the open page")
+
+    moved = np.zeros((SHAPE[0], SHAPE[1], SHAPE[2] + 32), np.uint8)  # new shape, box on the far right
+    moved[:, 8:24, -24:] = 255
+    layer.data = moved
+    for _ in range(100):
+        if page.page.evaluate(READY):
+            page.settle()
+            now = bright(page.panel_pixels())
+            if len(now) > 500 and now[:, 1].min() > after[:, 1].max() + 100:
+                break
+        page.page.wait_for_timeout(100)
+    else:
+        raise AssertionError("new data did not show in the open page")
     assert page.problems.all(ignore=EXPECTED) == []
