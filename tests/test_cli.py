@@ -1,0 +1,106 @@
+"""The ngshow command and the file readers behind it."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import nibabel
+import numpy as np
+import pytest
+import tensorstore as ts
+import tifffile
+import zarr
+
+from ngshow.readers import UnreadableFile, open_array
+
+from .conftest import request
+
+VOLUME = (np.arange(4 * 5 * 6).reshape(4, 5, 6) % 251).astype(np.uint8)
+
+
+def test_readers_open_every_format_lazily(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", VOLUME)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["grp/vol"] = VOLUME
+    zarr.save_array(str(tmp_path / "a.zarr"), VOLUME)
+    tifffile.imwrite(tmp_path / "a.tif", VOLUME, photometric="minisblack")
+    nibabel.save(nibabel.Nifti1Image(VOLUME.transpose().copy(), np.diag([0.004, 0.005, 0.04, 1])), tmp_path / "a.nii.gz")
+    store = ts.open(
+        {"driver": "n5", "kvstore": {"driver": "file", "path": str(tmp_path / "a.n5")}},
+        create=True, dtype="uint8", shape=VOLUME.shape, chunk_layout=ts.ChunkLayout(chunk_shape=[2, 2, 2]),
+    ).result()
+    store.write(VOLUME).result()
+
+    for spec in ("a.npy", "a.h5/grp/vol", "a.h5:grp/vol", "a.h5", "a.zarr", "a.tif", "a.nii.gz", "a.n5"):
+        opened = open_array(str(tmp_path / spec))
+        assert tuple(opened.data.shape) == VOLUME.shape, spec
+        np.testing.assert_array_equal(np.asarray(opened.data[1:3, 2:5, 0:4]), VOLUME[1:3, 2:5, 0:4], err_msg=spec)
+        if opened.keep_open is not None:
+            opened.keep_open.close()
+    nifti = open_array(str(tmp_path / "a.nii.gz"))
+    assert nifti.voxel_size == pytest.approx((4000, 5000, 40000))  # mm zooms in nm, (x, y, z)
+
+
+def test_readers_say_what_is_wrong(tmp_path: Path) -> None:
+    (tmp_path / "broken.h5").write_bytes(b"not hdf5 at all")
+    (tmp_path / "notes.txt").write_text("hello")
+    with h5py.File(tmp_path / "two.h5", "w") as f:
+        f["a"] = VOLUME
+        f["b"] = VOLUME
+    cases = {
+        "missing.npy": "no such file",
+        "notes.txt": "unknown file type",
+        "broken.h5": "cannot read it",
+        "two.h5": "holds 2 arrays",
+        "two.h5/c": "no dataset 'c'",
+    }
+    for spec, message in cases.items():
+        with pytest.raises(UnreadableFile, match=message):
+            open_array(str(tmp_path / spec))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ngshow", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    for args in (["missing.npy"], [str(tmp_path / "notes.txt")], []):
+        result = run_cli(*args, "--no-browser")
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.strip().splitlines()[-1].startswith("ngshow: error:")
+        assert "Traceback" not in result.stderr
+    assert run_cli("a.npy", "--voxel-size", "1,2").returncode == 2
+
+
+def test_cli_serves_files_until_ctrl_c(tmp_path: Path) -> None:
+    np.save(tmp_path / "em.npy", VOLUME)
+    with h5py.File(tmp_path / "seg.h5", "w") as f:
+        f["labels"] = VOLUME.astype(np.uint16)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ngshow", str(tmp_path / "em.npy"), "--segmentation", str(tmp_path / "seg.h5/labels"),
+         "--voxel-size", "4,4,40", "--no-browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if re.match(r"http://127\.0\.0\.1:\d+/v/[0-9a-f]{40}/$", line.strip()):
+                break
+        url = lines[-1].strip()
+        assert "labels: segmentation" in "".join(lines) and "em: image (guessed)" in "".join(lines)
+        assert request(url).status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert code == 0
