@@ -44,10 +44,10 @@ def main() -> None:
     def report(state: ngshow.ViewerState) -> None:
         print("selected segments:", sorted(state.selected_segments("labels")), flush=True)
 
-    print(f"nuclei {nuclei.shape} {nuclei.dtype}, labels {labels.shape} {labels.dtype}")
-    print(f"Neuroglancer viewer: {viewer.url}", flush=True)
-    print("Ctrl-C to stop.", flush=True)
-    try:
+    try:  # from here on Ctrl-C is the normal way out
+        print(f"nuclei {nuclei.shape} {nuclei.dtype}, labels {labels.shape} {labels.dtype}")
+        print(f"Neuroglancer viewer: {viewer.url}", flush=True)
+        print("Ctrl-C to stop.", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -20,7 +20,7 @@ from .errors import (
     ViewerClosed,
 )
 from .layers import Layer
-from .server import set_server_bind_address, set_static_content_source
+from .runtime import set_server_bind_address, set_static_content_source
 from .sources import ArraySource
 from .state import ViewerState
 from .viewer import Viewer, show, stop

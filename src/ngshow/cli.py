@@ -74,12 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ngshow.stop()
         return 2
 
-    for name, layer in viewer.layers.items():
-        print(f"{name}: {layer.kind}{' (guessed)' if layer.kind_guessed else ''}, shape {layer.source.shape}, {layer.source.dtype}")
-    print(viewer.url, flush=True)
-    if not args.no_browser:
-        webbrowser.open(viewer.url)
-    try:
+    try:  # from here on Ctrl-C is the normal way out
+        for name, layer in viewer.layers.items():
+            guessed = " (guessed)" if layer.kind_guessed else ""
+            print(f"{name}: {layer.kind}{guessed}, shape {layer.source.shape}, {layer.source.dtype}")
+        print(viewer.url, flush=True)
+        if not args.no_browser:
+            webbrowser.open(viewer.url)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from . import encodings
 from .errors import InvalidArray, InvalidRequest, NotFound, ViewerClosed
 from .lru import ByteLRU
 from .sources import ArraySource, Kind, require_array_like
+from .tokens import new_token
 
 if TYPE_CHECKING:
     from .viewer import Viewer
@@ -116,7 +116,7 @@ class Layer:
         self.jpeg_quality = int(jpeg_quality)
         self._check_encoding(self._source)
         self._cache = chunk_cache
-        self.token = secrets.token_hex(20)
+        self.token = new_token()
         self.key = f"{viewer.token}.{self.token}"
         self.generation = 0
         self._lock = threading.Lock()
@@ -156,7 +156,7 @@ class Layer:
         with self._lock:
             self._source = new
             # The client never refetches a volume's info, so new data gets a new key (PROTOCOL.md §3.5).
-            self.token = secrets.token_hex(20)
+            self.token = new_token()
             assert self._viewer is not None
             self.key = f"{self._viewer.token}.{self.token}"
             self.generation = 0
@@ -187,19 +187,17 @@ class Layer:
 
     def encoded_chunk(self, encoding: str, factors: list[int], start: list[int], end: list[int]) -> bytes:
         """One chunk for the client; arguments in Neuroglancer dimension order (x fastest)."""
-        source, generation = self.source, self.generation
-        downsampled = any(f > 1 for f in factors)
-        key = (self.token, generation, encoding, tuple(factors), tuple(start), tuple(end))
-        if downsampled and self._cache is not None:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
-        chunk = source.cut_chunk(factors[::-1], start[::-1], end[::-1])
-        body = encodings.encode(encoding, chunk, jpeg_quality=self.jpeg_quality)
-        if downsampled and self._cache is not None:
-            # Only downsampled chunks: they read factor-product times more data than they send.
-            self._cache.put(key, body)
-        return body
+        source, cache = self.source, self._cache
+
+        def compute() -> bytes:
+            chunk = source.cut_chunk(factors[::-1], start[::-1], end[::-1])
+            return encodings.encode(encoding, chunk, jpeg_quality=self.jpeg_quality)
+
+        if cache is None or all(f == 1 for f in factors):
+            return compute()
+        # Only downsampled chunks are cached: they read factor-product times more data than they send.
+        key = (self.token, self.generation, encoding, tuple(factors), tuple(start), tuple(end))
+        return cache.get_or_compute(key, compute)
 
     def mesh_fragment(self, object_id: int) -> bytes:
         """The mesh of one segment (PROTOCOL.md §3.6)."""

@@ -23,6 +23,7 @@ class ByteLRU(Generic[V]):
         self.max_bytes = int(max_bytes)
         self._size = size
         self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
+        self._pending: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
         self.bytes = 0
         self.hits = 0
@@ -54,6 +55,33 @@ class ByteLRU(Generic[V]):
             while self.bytes > self.max_bytes:
                 _, (_, evicted) = self._items.popitem(last=False)
                 self.bytes -= evicted
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The cached value, or ``compute()`` stored; concurrent callers of one key compute it once."""
+        while True:
+            with self._lock:
+                item = self._items.get(key)
+                if item is not None:
+                    self._items.move_to_end(key)
+                    self.hits += 1
+                    return item[0]
+                pending = self._pending.get(key)
+                owner = pending is None
+                if owner:
+                    self.misses += 1
+                    pending = self._pending[key] = threading.Event()
+            assert pending is not None
+            if not owner:
+                pending.wait()
+                continue  # normally a hit now; if the owner failed or the value was too big, try again
+            try:
+                value = compute()
+                self.put(key, value)
+                return value
+            finally:
+                with self._lock:
+                    del self._pending[key]
+                pending.set()
 
     def clear(self) -> None:
         with self._lock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hmac
 import ipaddress
 import json
 import logging
@@ -24,12 +23,13 @@ from aiohttp import ClientSession, web
 from . import encodings
 from .errors import InvalidRequest, NgshowError, NotFound, http_status
 from .static import StaticFiles, content_type, default_static_dir
+from .tokens import find
 
 if TYPE_CHECKING:
     from .layers import Layer
     from .viewer import Viewer
 
-__all__ = ["Server", "get_server", "stop", "set_server_bind_address", "set_static_content_source"]
+__all__ = ["Server"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +47,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _find(tokens: dict[str, Any], token: str) -> Any:
-    """Look ``token`` up comparing every candidate in constant time."""
-    found = None
-    for candidate, value in tokens.items():
-        if hmac.compare_digest(candidate.encode(), token.encode()):
-            found = value
-    return found
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -178,10 +169,10 @@ class Server:
 
     def viewer(self, token: str) -> Viewer:
         with self._lock:
-            viewer = _find(self._viewers, token)
+            viewer = find(self._viewers, token)
         if viewer is None:
             raise NotFound("unknown viewer token")
-        return viewer  # type: ignore[no-any-return]
+        return viewer
 
     def layer(self, key: str) -> Layer:
         token, _, volume = key.partition(".")
@@ -347,50 +338,3 @@ class Server:
             raise InvalidRequest("object id must be a decimal integer") from None
         body = await self._in_pool(layer.mesh_fragment, object_id)
         return web.Response(body=body, content_type="application/octet-stream", headers=NO_STORE)
-
-
-# -- the process-wide server ---------------------------------------------------------------------
-
-_server: Server | None = None
-_server_lock = threading.Lock()
-_bind: tuple[str, int] = ("127.0.0.1", 0)
-_static_url: str | None = None
-
-
-def get_server() -> Server:
-    """The process's server, started on first use."""
-    global _server
-    with _server_lock:
-        if _server is None:
-            _server = Server(*_bind, static_url=_static_url)
-            logger.info("ngshow server listening on %s", _server.base_url)
-        return _server
-
-
-def stop() -> None:
-    """Shut the server down: close every viewer, drop every array, invalidate every URL."""
-    global _server
-    with _server_lock:
-        server, _server = _server, None
-    if server is not None:
-        server.stop()
-
-
-def set_server_bind_address(host: str = "127.0.0.1", port: int = 0) -> None:
-    """Where the next server listens (the running one, if any, is stopped first).
-
-    Binding anything but loopback exposes your arrays to anyone who learns a viewer URL.
-    """
-    global _bind
-    stop()
-    _bind = (host, int(port))
-
-
-def set_static_content_source(*, url: str | None = None) -> None:
-    """Serve the client from ``url`` (e.g. a Neuroglancer dev server) instead of the bundle.
-
-    ``url=None`` goes back to the bundled client.  Takes effect for the next server.
-    """
-    global _static_url
-    stop()
-    _static_url = url

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .errors import Conflict, InvalidRequest
+from .tokens import new_token
 
 __all__ = ["SyncedDocument", "ViewerState"]
 
@@ -24,7 +24,7 @@ JSON = dict[str, Any]
 
 def _new_generation() -> str:
     # No "/" in it, so it can never look like a browser's "<clientId>/<count>" generation.
-    return secrets.token_hex(20)
+    return new_token()
 
 
 class SyncedDocument:

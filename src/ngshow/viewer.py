@@ -7,18 +7,18 @@ import copy
 import html
 import logging
 import re
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from . import server as _server
+from . import runtime
 from .errors import NotFound, ViewerClosed
 from .layers import Layer, guess_kind
 from .lru import ByteLRU
 from .sources import Kind
 from .state import SyncedDocument, ViewerState
+from .tokens import find, new_token
 
 __all__ = ["Viewer", "show", "stop"]
 
@@ -52,7 +52,7 @@ class Viewer:
     def __init__(self, *, token: str | None = None) -> None:
         if token is not None and not _TOKEN.match(token):
             raise ValueError("a viewer token needs at least 16 characters of [A-Za-z0-9_-]")
-        self.token = token or secrets.token_hex(20)
+        self.token = token or new_token()
         self.documents: dict[str, SyncedDocument] = {"s": SyncedDocument(), "c": SyncedDocument()}
         self._layers: dict[str, Layer] = {}
         self._watchers: set[asyncio.Event] = set()
@@ -62,7 +62,7 @@ class Viewer:
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
         self._chunk_cache: ByteLRU[bytes] = ByteLRU(CHUNK_CACHE_BYTES)
         self.closed = False
-        self._server = _server.get_server()
+        self._server = runtime.get_server()
         for document in self.documents.values():
             document.on_change.append(self._wake)
         self._server.register(self)
@@ -195,7 +195,7 @@ class Viewer:
 
     def layer_by_token(self, token: str) -> Layer:
         """The layer whose volume token is ``token`` (compared in constant time)."""
-        layer: Layer | None = _server._find({lay.token: lay for lay in list(self._layers.values())}, token)
+        layer: Layer | None = find({lay.token: lay for lay in list(self._layers.values())}, token)
         if layer is None:
             raise NotFound("unknown volume key")
         return layer
@@ -300,4 +300,4 @@ def show(data: Any, **kwargs: Any) -> Viewer:
 
 def stop() -> None:
     """Shut the server down; every viewer URL stops working and every array is released."""
-    _server.stop()
+    runtime.stop()

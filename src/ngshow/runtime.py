@@ -1,0 +1,63 @@
+"""The process-wide server: started on first use, stopped by :func:`stop`, and its settings.
+
+Kept apart from :mod:`ngshow.server` so ``import ngshow`` does not pay for importing aiohttp.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["get_server", "stop", "set_server_bind_address", "set_static_content_source"]
+
+logger = logging.getLogger(__name__)
+
+_server: Server | None = None
+_lock = threading.Lock()
+_bind: tuple[str, int] = ("127.0.0.1", 0)
+_static_url: str | None = None
+
+
+def get_server() -> Server:
+    """The process's server, started on first use."""
+    global _server
+    with _lock:
+        if _server is None:
+            from .server import Server
+
+            _server = Server(*_bind, static_url=_static_url)
+            logger.info("ngshow server listening on %s", _server.base_url)
+        return _server
+
+
+def stop() -> None:
+    """Shut the server down: close every viewer, drop every array, invalidate every URL."""
+    global _server
+    with _lock:
+        server, _server = _server, None
+    if server is not None:
+        server.stop()
+
+
+def set_server_bind_address(host: str = "127.0.0.1", port: int = 0) -> None:
+    """Where the next server listens (a running one is stopped first).
+
+    Binding anything but loopback exposes your arrays to anyone who learns a viewer URL.
+    """
+    global _bind
+    stop()
+    _bind = (host, int(port))
+
+
+def set_static_content_source(*, url: str | None = None) -> None:
+    """Serve the client from ``url`` (e.g. a Neuroglancer dev server) instead of the bundle.
+
+    ``url=None`` goes back to the bundled client.  Takes effect for the next server.
+    """
+    global _static_url
+    stop()
+    _static_url = url
