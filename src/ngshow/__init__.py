@@ -20,12 +20,15 @@ from .errors import (
     ViewerClosed,
 )
 from .layers import Layer
-from .runtime import set_server_bind_address, set_static_content_source
+from .actions import ActionState
+from .runtime import set_public_url, set_server_bind_address, set_static_content_source
+from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
 from .state import ViewerState
-from .viewer import Viewer, show, stop
+from .viewer import Viewer, screenshot, show, stop
 
 __all__ = [
+    "ActionState",
     "ArraySource",
     "ClientNotBuilt",
     "DtypeConversionWarning",
@@ -34,9 +37,12 @@ __all__ = [
     "Layer",
     "NgshowError",
     "NotFound",
+    "ScreenshotUnavailable",
     "Viewer",
     "ViewerClosed",
     "ViewerState",
+    "screenshot",
+    "set_public_url",
     "set_server_bind_address",
     "set_static_content_source",
     "show",

@@ -6,13 +6,21 @@ Kept apart from :mod:`ngshow.server` so ``import ngshow`` does not pay for impor
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["get_server", "stop", "set_server_bind_address", "set_static_content_source"]
+__all__ = [
+    "get_server",
+    "stop",
+    "set_server_bind_address",
+    "set_static_content_source",
+    "set_public_url",
+    "public_base_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +28,7 @@ _server: Server | None = None
 _lock = threading.Lock()
 _bind: tuple[str, int] = ("127.0.0.1", 0)
 _static_url: str | None = None
+_public_url: str | None = None
 
 
 def get_server() -> Server:
@@ -61,3 +70,17 @@ def set_static_content_source(*, url: str | None = None) -> None:
     global _static_url
     stop()
     _static_url = url
+
+
+def set_public_url(url: str | None) -> None:
+    """Give viewer URLs this base (e.g. ``http://localhost:9000`` behind an SSH tunnel, or a
+    JupyterHub proxy path) instead of the address the server binds.  ``$NGSHOW_PUBLIC_URL`` does the
+    same.  ``None`` goes back to the bind address."""
+    global _public_url
+    _public_url = url.rstrip("/") if url else None
+
+
+def public_base_url() -> str | None:
+    """The base of viewer URLs set by :func:`set_public_url` or ``$NGSHOW_PUBLIC_URL``, if any."""
+    env = os.environ.get("NGSHOW_PUBLIC_URL")
+    return _public_url or (env.rstrip("/") if env else None)

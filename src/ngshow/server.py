@@ -17,10 +17,11 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, web
 
-from . import encodings
+from . import encodings, runtime
 from .errors import InvalidRequest, NgshowError, NotFound, http_status
 from .static import StaticFiles, content_type, default_static_dir
 from .tokens import find
@@ -221,7 +222,8 @@ class Server:
             hostname = (request.host or "").rsplit(":", 1)[0] if "]" not in (request.host or "") else (
                 request.host.split("]")[0] + "]"
             )
-            if not _is_loopback(hostname):
+            public = runtime.public_base_url()
+            if not _is_loopback(hostname) and not (public and urlsplit(public).hostname == hostname.strip("[]")):
                 return web.Response(status=403, text="host not allowed\n")
         return await handler(request)
 

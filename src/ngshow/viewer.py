@@ -8,11 +8,13 @@ import html
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from . import runtime
+from . import runtime, screenshots
+from .actions import VIEWS, Actions
+from .annotations import AnnotationKind, annotation_layer
 from .errors import NotFound, ViewerClosed
 from .layers import Layer, guess_kind
 from .lru import ByteLRU
@@ -29,7 +31,6 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,}$")
 CHUNK_CACHE_BYTES = 256 << 20
 
 StateCallback = Callable[[ViewerState], None]
-ActionCallback = Callable[[dict[str, Any]], None]
 
 
 class Viewer:
@@ -57,7 +58,8 @@ class Viewer:
         self._layers: dict[str, Layer] = {}
         self._watchers: set[asyncio.Event] = set()
         self._state_callbacks: list[StateCallback] = []
-        self._action_callbacks: dict[str, list[ActionCallback]] = {}
+        self.actions = Actions(self)
+        self._screenshots: dict[str, Any] = {}
         self._txn_lock = threading.RLock()
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
         self._chunk_cache: ByteLRU[bytes] = ByteLRU(CHUNK_CACHE_BYTES)
@@ -71,8 +73,8 @@ class Viewer:
 
     @property
     def url(self) -> str:
-        """The viewer's address (with its secret token)."""
-        return f"{self._server.base_url}/v/{self.token}/"
+        """The viewer's address (with its secret token); see :func:`ngshow.set_public_url`."""
+        return f"{runtime.public_base_url() or self._server.base_url}/v/{self.token}/"
 
     def get_viewer_url(self) -> str:
         """The viewer's address (same as :attr:`url`)."""
@@ -182,12 +184,47 @@ class Viewer:
         self.documents["s"].update(put)
         self._push_source_generations()
 
+    def add_annotations(
+        self,
+        kind: AnnotationKind,
+        first: Any,
+        second: Any = None,
+        *,
+        name: str | None = None,
+        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+        ids: Sequence[Any] | None = None,
+        descriptions: Sequence[str] | None = None,
+        properties: Mapping[str, Any] | None = None,
+        color: str = "#ffff00",
+    ) -> None:
+        """Add (or replace) an annotation layer of points, lines, boxes or ellipsoids.
+
+        >>> viewer.add_annotations("point", xyz, name="synapses", voxel_size=(6, 6, 40))
+        >>> viewer.add_annotations("box", corner_min, corner_max, name="rois")
+
+        Coordinates are ``(N, 3)`` voxel positions ``(x, y, z)``; lines take start and end points, boxes
+        two opposite corners, ellipsoids centres and radii.
+        """
+        self._check_open()
+        layer_name = name or self._free_name(kind)
+        entry = annotation_layer(
+            layer_name, kind, first, second, voxel_size=voxel_size, ids=ids,
+            descriptions=descriptions, properties=properties, color=color,
+        )
+
+        def put(state: dict[str, Any]) -> None:
+            entries = [e for e in state.get("layers", []) if e.get("name") != layer_name]
+            state["layers"] = entries + [entry]
+
+        self.documents["s"].update(put)
+
     def remove(self, name: str) -> None:
-        """Remove a layer (and ngshow's reference to its array)."""
-        layer = self._layers.pop(name, None)
-        if layer is None:
+        """Remove a layer (and ngshow's reference to its array, if it has one)."""
+        if name not in self.state.layers:
             raise NotFound(f"no layer named {name!r}")
-        layer._close()
+        layer = self._layers.pop(name, None)
+        if layer is not None:
+            layer._close()
         self.documents["s"].update(
             lambda s: s.__setitem__("layers", [e for e in s.get("layers", []) if e.get("name") != name])
         )
@@ -202,7 +239,8 @@ class Viewer:
 
     def _free_name(self, kind: str) -> str:
         name, n = kind, 1
-        while name in self._layers:
+        taken = set(self._layers) | set(self.state.layers)
+        while name in taken:
             n += 1
             name = f"{kind}{n}"
         return name
@@ -254,13 +292,62 @@ class Viewer:
         for callback in list(self._state_callbacks):
             self._server.run_callback(callback, ViewerState(copy.deepcopy(state.json)))
 
-    def on_action(self, name: str, callback: ActionCallback) -> None:
-        """Call ``callback(action_state)`` when the browser sends action ``name``."""
-        self._action_callbacks.setdefault(name, []).append(callback)
+    def bind(self, event: str, action: str, *, view: str = "viewer") -> None:
+        """Fire ``action`` on a key or mouse ``event`` (``"keyt"``, ``"shift+mousedown0"``, …).
+
+        ``view`` is ``"viewer"`` (anywhere), ``"slice_view"``, ``"perspective_view"`` or ``"data_view"``.
+        Handle the action with ``viewer.actions.add(action, callback)``.
+        """
+        self._set_binding(event, action, view)
+
+    def unbind(self, event: str, *, view: str = "viewer") -> None:
+        """Remove a binding made with :meth:`bind`."""
+        self._set_binding(event, None, view)
+
+    def _set_binding(self, event: str, action: str | None, view: str) -> None:
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {sorted(VIEWS)}, got {view!r}")
+
+        def edit(config: dict[str, Any]) -> None:
+            bindings = config.setdefault("inputEventBindings", {}).setdefault(VIEWS[view], {})
+            if action is None:
+                bindings.pop(event, None)
+            else:
+                bindings[event] = action
+
+        self.documents["c"].update(edit)
+
+    def status(self, text: str | None, *, key: str = "ngshow") -> None:
+        """Show ``text`` in the viewer's status bar (``None`` clears it)."""
+
+        def edit(config: dict[str, Any]) -> None:
+            messages = config.setdefault("statusMessages", {})
+            if text is None:
+                messages.pop(key, None)
+            else:
+                messages[key] = str(text)
+
+        self.documents["c"].update(edit)
+
+    def screenshot(self, size: tuple[int, int] | None = None, *, timeout: float = 60.0) -> bytes:
+        """A PNG of the view once every visible chunk is drawn.
+
+        Uses an open browser tab if there is one; otherwise starts headless Chromium (needs
+        ``ngshow[screenshot]`` and a Chromium).  ``size`` = ``(width, height)`` in pixels.
+        """
+        self._check_open()
+        return screenshots.take(self, size, timeout)
+
+    def connected_clients(self) -> int:
+        """How many browser tabs are connected to this viewer right now."""
+        return len(self._watchers)
 
     def _dispatch_action(self, name: str, state: dict[str, Any]) -> None:
-        for callback in self._action_callbacks.get(name, []):
-            self._server.run_callback(callback, state)
+        if name == "screenshot":
+            screenshots.receive(self, state)
+        elif name != "screenshotStatistics":
+            for callback, action_state in self.actions.dispatch(name, state):
+                self._server.run_callback(callback, action_state)
 
     # -- lifetime ----------------------------------------------------------------------------------
 
@@ -287,7 +374,7 @@ class Viewer:
             layer._close()
         self._chunk_cache.clear()
         self._state_callbacks.clear()
-        self._action_callbacks.clear()
+        self.actions._callbacks.clear()
         self._wake()
 
 
@@ -301,3 +388,25 @@ def show(data: Any, **kwargs: Any) -> Viewer:
 def stop() -> None:
     """Shut the server down; every viewer URL stops working and every array is released."""
     runtime.stop()
+
+
+def screenshot(
+    what: Viewer | ViewerState | dict[str, Any], path: str | None = None, *, size: tuple[int, int] | None = None
+) -> bytes:
+    """Render a viewer (or a viewer state) in headless Chromium and return the PNG; also write ``path``.
+
+    A state may use the ``python://`` sources of viewers that are still open.
+    """
+    if isinstance(what, Viewer):
+        png = what.screenshot(size)
+    else:
+        temporary = Viewer()
+        try:
+            temporary.set_state(what)
+            png = temporary.screenshot(size)
+        finally:
+            temporary.close()
+    if path is not None:
+        with open(path, "wb") as f:
+            f.write(png)
+    return png

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,31 +13,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--ignore-gpu-blocklist",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-]
+from ngshow.screenshots import CHROMIUM_FLAGS, chromium_path
 
 READY = (
     "() => window.viewer && window.viewer.layerManager.managedLayers.length > 0 && window.viewer.isReady()"
 )
-
-
-def chromium_path() -> str:
-    path = os.environ.get("NGSHOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(path):
-        raise RuntimeError("browser tests need Debian's chromium: `apt-get install chromium` (make test does)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -91,15 +69,20 @@ class BrowserPage:
         png = self.page.screenshot()
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
-    def panel_pixels(self, index: int = 0, inset: int = 4) -> np.ndarray[Any, Any]:
-        """What WebGL drew in one data panel (no HTML overlays), without its border, as (h, w, 3) uint8."""
-        box = self.panel_box(index)
-        data_url, origin = self.page.evaluate(
-            """() => { const d = window.viewer.display; d.draw();
-                 const r = d.canvas.getBoundingClientRect();
-                 return [d.canvas.toDataURL('image/png'), [r.x, r.y]]; }"""
+    def canvas_pixels(self) -> np.ndarray[Any, Any]:
+        """What WebGL drew (no HTML overlays), as (h, w, 3) uint8."""
+        data_url = self.page.evaluate(
+            "() => { const d = window.viewer.display; d.draw(); return d.canvas.toDataURL('image/png'); }"
         )
-        canvas = np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
+
+    def panel_pixels(self, index: int = 0, inset: int = 4) -> np.ndarray[Any, Any]:
+        """What WebGL drew in one data panel, without its border, as (h, w, 3) uint8."""
+        box = self.panel_box(index)
+        origin = self.page.evaluate(
+            "() => { const r = window.viewer.display.canvas.getBoundingClientRect(); return [r.x, r.y]; }"
+        )
+        canvas = self.canvas_pixels()
         x0, y0 = int(box["x"] - origin[0]) + inset, int(box["y"] - origin[1]) + inset
         x1, y1 = int(box["x"] - origin[0] + box["width"]) - inset, int(box["y"] - origin[1] + box["height"]) - inset
         return canvas[y0:y1, x0:x1]
@@ -117,8 +100,7 @@ class BrowserPage:
         return box  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[BrowserPage]:
+def _new_page(browser: Browser) -> tuple[BrowserPage, Any]:
     context = browser.new_context(viewport={"width": 800, "height": 600})
     problems = Problems()
     p = context.new_page()
@@ -127,5 +109,20 @@ def page(browser: Browser) -> Iterator[BrowserPage]:
     context.on(
         "response", lambda r: problems.http.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None
     )
-    yield BrowserPage(p, problems)
+    return BrowserPage(p, problems), context
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[BrowserPage]:
+    """A fresh tab (in its own browser context) that records every problem it sees."""
+    tab, context = _new_page(browser)
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def second_page(browser: Browser) -> Iterator[BrowserPage]:
+    """Another tab, for tests of several tabs on one viewer."""
+    tab, context = _new_page(browser)
+    yield tab
     context.close()
