@@ -40,7 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    parser.add_argument("--screenshot", metavar="PNG", help="render headless, write a PNG and exit (needs Chromium)")
+    parser.add_argument("--size", type=_size, default=(1024, 768), metavar="WxH", help="screenshot size (default 1024x768)")
     return parser
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError("screenshot size must be positive")
+    return (width, height)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ngshow: error: {e}", file=sys.stderr)
         ngshow.stop()
         return 2
+
+    if args.screenshot:
+        try:
+            ngshow.screenshot(viewer, args.screenshot, size=args.size)
+        except (NgshowError, TimeoutError) as e:
+            print(f"ngshow: error: {e}", file=sys.stderr)
+            return 2
+        finally:
+            ngshow.stop()
+        print(f"wrote {args.screenshot}")
+        return 0
 
     try:  # from here on Ctrl-C is the normal way out
         for name, layer in viewer.layers.items():

@@ -43,3 +43,19 @@ def test_nuclei_demo_renders_and_stops_on_ctrl_c(page: BrowserPage) -> None:
         if demo.stdout is not None:
             demo.stdout.close()
     assert code == 0
+
+
+def test_cli_screenshot_writes_a_png(tmp_path: Path) -> None:
+    volume = np.zeros((4, 32, 48), np.uint8)
+    volume[:, 4:12, 30:44] = 255
+    np.save(tmp_path / "v.npy", volume)
+    result = subprocess.run(
+        [sys.executable, "-m", "ngshow", str(tmp_path / "v.npy"), "--screenshot", str(tmp_path / "v.png"), "--size", "400x300"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    shot = np.asarray(Image.open(tmp_path / "v.png").convert("RGB"))
+    assert shot.shape == (300, 400, 3)
+    assert (shot.min(axis=2) > 200).sum() > 100  # the bright box is in the picture
