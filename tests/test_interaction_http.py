@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,3 +121,34 @@ def test_screenshot_without_any_browser_says_why(viewer: ngshow.Viewer, monkeypa
     with pytest.raises(ngshow.ScreenshotUnavailable, match="no Chromium found"):
         viewer.screenshot()
     assert request(viewer.url).status == 200  # the viewer is unharmed
+
+
+def test_static_content_from_a_dev_server(tmp_path: Any) -> None:
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "index.html").write_text("<html>dev build</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    dev = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=dev.serve_forever, daemon=True).start()
+    try:
+        ngshow.set_static_content_source(url=f"http://127.0.0.1:{dev.server_address[1]}/")
+        viewer = ngshow.Viewer()
+        assert request(viewer.url).body == b"<html>dev build</html>"
+        assert request(viewer.url + "missing.js").status == 404
+    finally:
+        ngshow.set_static_content_source(url=None)
+        dev.shutdown()
+        dev.server_close()
+    assert b"main.bundle.js" in request(ngshow.Viewer().url).body  # back to the bundle
+    ngshow.stop()
+
+
+def test_jupyter_display_embeds_a_working_iframe(viewer: ngshow.Viewer) -> None:
+    import re
+
+    html = viewer._repr_html_()
+    src = re.search(r'<iframe src="([^"]+)"', html)
+    assert src and request(src.group(1)).status == 200
+    assert f'href="{viewer.url}"' in html  # a link for front ends that block iframes
