@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -84,3 +85,32 @@ def test_many_concurrent_requests_all_succeed(viewer: ngshow.Viewer) -> None:
     assert [r.status for r in replies] == [200] * len(urls)
     expected = reference.downsample(array, (2, 2, 2), mode=True)
     np.testing.assert_array_equal(decode(replies[-1], "raw", np.dtype("uint32"), (16, 24, 32)), expected)
+
+
+class BlockedArray:
+    """An array whose reads wait until released: a very slow HDF5 file, say."""
+
+    def __init__(self, array: np.ndarray, release: threading.Event, started: threading.Semaphore) -> None:
+        self.array, self.release, self.started = array, release, started
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray:
+        self.started.release()
+        self.release.wait(30)
+        return self.array[box]
+
+
+def test_a_slow_source_does_not_stall_other_layers(viewer: ngshow.Viewer) -> None:
+    release, started = threading.Event(), threading.Semaphore(0)
+    slow = viewer.add(BlockedArray(np.ones((8, 8, 8), np.uint8), release, started), name="slow", kind="image")
+    fast_array = asymmetric((8, 8, 8), "uint8")
+    fast = viewer.add(fast_array, name="fast", kind="image")
+    with ThreadPoolExecutor(3) as pool:
+        slow_replies = [pool.submit(request, chunk_url(viewer, slow, (1, 1, 1), (0, 0, z), (8, 8, z + 1))) for z in range(3)]
+        for _ in range(3):
+            assert started.acquire(timeout=30)  # three slow reads are in progress...
+        reply = request(chunk_url(viewer, fast, (1, 1, 1), (0, 0, 0), (8, 8, 8)))  # ...and this one is served
+        assert reply.status == 200 and not any(f.done() for f in slow_replies)
+        release.set()
+        assert [f.result().status for f in slow_replies] == [200, 200, 200]
+    np.testing.assert_array_equal(decode(reply, "raw", np.dtype("uint8"), (8, 8, 8)), fast_array)

@@ -16,6 +16,7 @@ import tensorstore as ts
 import zarr
 
 from ngshow.readers import ReversedAxes, TensorStoreArray
+from ngshow.errors import DtypeConversionWarning, InvalidArray
 from ngshow.sources import ArraySource
 
 from . import reference
@@ -123,3 +124,48 @@ class TestReversedAxes(SourceConformance):
 
     def wrap(self, array: np.ndarray[Any, Any], tmp_path: Path) -> Any:
         return ReversedAxes(np.ascontiguousarray(array.transpose()))
+
+
+def test_a_list_of_arrays_is_a_pyramid() -> None:
+    base = asymmetric((9, 13, 22), "uint16")
+    level1 = reference.downsample(base, (1, 2, 2), mode=False) + 1000  # ceil shape (9, 7, 11); marked
+    level2 = (base[::2, ::4, ::4][:4, :3, :5] + 2000).astype("uint16")  # floor shape (4, 3, 5); marked
+    source = ArraySource([base, level1, level2], kind="image")
+    assert [f for _, f in source.levels] == [(1, 1, 1), (1, 2, 2), (2, 4, 4)]
+    np.testing.assert_array_equal(source.cut_chunk((1, 1, 1), (0, 0, 0), (9, 13, 22)), base)
+    np.testing.assert_array_equal(source.cut_chunk((1, 2, 2), (0, 0, 0), (9, 7, 11)), level1)
+    np.testing.assert_array_equal(
+        source.cut_chunk((1, 4, 4), (0, 0, 0), (9, 4, 6)), reference.downsample(level1, (1, 2, 2), mode=False)
+    )
+    np.testing.assert_array_equal(
+        source.cut_chunk((2, 2, 2), (0, 0, 0), (5, 7, 11)), reference.downsample(level1, (2, 1, 1), mode=False)
+    )
+    # Level 2 is a voxel short of ceil(shape / 4) on every axis: its last voxels are repeated.
+    expected = np.pad(level2, [(0, 1), (0, 1), (0, 1)], mode="edge")
+    np.testing.assert_array_equal(source.cut_chunk((2, 4, 4), (0, 0, 0), (5, 4, 6)), expected)
+    np.testing.assert_array_equal(source.cut_chunk((2, 4, 4), (3, 2, 4), (5, 4, 6)), expected[3:, 2:, 4:])
+
+
+def test_bad_pyramids_are_refused() -> None:
+    base = np.zeros((8, 8, 8), np.uint8)
+    with pytest.raises(InvalidArray, match="divided by an integer"):
+        ArraySource([base, np.zeros((8, 5, 8), np.uint8)], kind="image")
+    with pytest.raises(InvalidArray, match="same dtype"):
+        ArraySource([base, np.zeros((4, 4, 4), np.uint16)], kind="image")
+    with pytest.raises(InvalidArray, match="empty list"):
+        ArraySource([], kind="image")
+
+
+def test_lossy_conversions_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    labels = np.array([[[-1, 5]]], np.int64)
+    with pytest.warns(DtypeConversionWarning, match="uint64"):
+        source = ArraySource(labels, kind="segmentation")
+    with caplog.at_level("WARNING", logger="ngshow"):
+        assert source.cut_chunk((1, 1, 1), (0, 0, 0), (1, 1, 2)).tolist() == [[[2**64 - 1, 5]]]
+        source.cut_chunk((1, 1, 1), (0, 0, 0), (1, 1, 2))
+    assert caplog.text.count("do not fit") == 1
+    with pytest.warns(DtypeConversionWarning, match="float32"):
+        floats = ArraySource(np.array([[[1e300, 1.0]]]), kind="image")
+    with caplog.at_level("WARNING", logger="ngshow"):
+        floats.cut_chunk((1, 1, 1), (0, 0, 0), (1, 1, 2))
+    assert caplog.text.count("do not fit") == 2

@@ -60,11 +60,12 @@ def _range(values: np.ndarray[Any, Any]) -> list[float]:
 def default_shader(source: ArraySource) -> tuple[str | None, dict[str, Any]]:
     """A shader and its control values for an image: grey for one channel, RGB for two or three,
     one selectable channel for more.  Contrast ranges come from a small central sample."""
-    sample = _contrast_sample(source)
     channels = source.channels
+    if channels == 1 and source.dtype == np.uint8:
+        return None, {}  # the default 0-255 range fits: nothing to read
+    sample = _contrast_sample(source)
     if channels == 1:
-        controls = {} if source.dtype == np.uint8 else {"normalized": {"range": _range(sample)}}
-        return None, controls
+        return None, {"normalized": {"range": _range(sample)}}
     if channels <= 3:
         names = ["red", "green", "blue"][:channels]
         lines = [f"#uicontrol invlerp {n}(channel={i})" for i, n in enumerate(names)]

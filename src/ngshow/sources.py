@@ -8,6 +8,7 @@ segmentations.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ from .errors import DtypeConversionWarning, InvalidArray, InvalidRequest
 __all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "require_array_like", "wire_dtype"]
 
 Kind = Literal["image", "segmentation"]
+
+logger = logging.getLogger(__name__)
 
 #: Data types the Neuroglancer client reads (PROTOCOL.md §3.2).
 WIRE_DTYPES = frozenset(
@@ -101,8 +104,12 @@ class ArraySource:
         offset: Sequence[float] = (0.0, 0.0, 0.0),
         max_downsampling: int = 64,
     ) -> None:
-        require_array_like(data)
-        shape = tuple(int(n) for n in data.shape)
+        levels = list(data) if isinstance(data, (list, tuple)) else [data]
+        if not levels:
+            raise InvalidArray("an empty list of arrays: give an array, or a list of pyramid levels")
+        for level in levels:
+            require_array_like(level)
+        shape = tuple(int(n) for n in levels[0].shape)
         if len(shape) == 2:
             self._expand = True
             shape = (1, *shape)
@@ -122,7 +129,14 @@ class ArraySource:
         self.kind: Kind = kind
         self.data = data
         self.shape: tuple[int, ...] = shape
-        self.source_dtype = np.dtype(data.dtype)
+        #: (array, factors) per pyramid level, finest first; factors in NumPy order of the served rank.
+        self.levels = [(levels[0], (1,) * len(shape))] + [
+            (level, _level_factors(shape, level, self._expand, i)) for i, level in enumerate(levels[1:], 1)
+        ]
+        self.source_dtype = np.dtype(levels[0].dtype)
+        if any(np.dtype(level.dtype) != self.source_dtype for level in levels):
+            raise InvalidArray("all pyramid levels must have the same dtype")
+        self._warned_lossy = False
         self.dtype = wire_dtype(self.source_dtype, kind)
         if self.dtype != self.source_dtype and self.source_dtype.newbyteorder("=") != self.dtype:
             warnings.warn(
@@ -181,14 +195,22 @@ class ArraySource:
             "maxDownsamplingScales": None,
         }
 
-    def read(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        """Read a region (NumPy order, the served rank) as an array of the wire dtype."""
+    def read(self, box: tuple[slice, ...], level: int = 0) -> np.ndarray[Any, Any]:
+        """Read a region (NumPy order, the served rank) of a pyramid level, in the wire dtype."""
         inner = box[1:] if self._expand else box
-        part = _read(self.data, inner)
+        part = _read(self.levels[level][0], inner)
         if self._expand:
             part = part[np.newaxis]
         if part.dtype != self.dtype:
-            part = part.astype(self.dtype)
+            with np.errstate(all="ignore"):  # overflow is detected below, and logged once
+                converted = part.astype(self.dtype)
+            if not self._warned_lossy and _lossy(part, converted):
+                self._warned_lossy = True
+                logger.warning(
+                    "values of this %s do not fit %s: some chunks show clipped or wrapped values",
+                    self.source_dtype, self.dtype,
+                )
+            part = converted
         return part
 
     def cut_chunk(
@@ -220,13 +242,22 @@ class ArraySource:
                 )
         if math.prod(e - s for s, e in zip(start, end)) > MAX_CHUNK_VOXELS:
             raise InvalidRequest(f"chunk larger than {MAX_CHUNK_VOXELS} voxels")
-        box = tuple(
-            slice(s * f, min(e * f, n)) for s, e, f, n in zip(start, end, factors, self.shape)
+        # The coarsest pyramid level whose factors divide the request; the rest is computed.
+        level, level_factors = max(
+            ((i, f) for i, (_, f) in enumerate(self.levels) if all(r % g == 0 for r, g in zip(factors, f))),
+            key=lambda item: math.prod(item[1]),
         )
-        region = self.read(box)
-        if all(f == 1 for f in factors):
+        rest = [f // g for f, g in zip(factors, level_factors)]
+        level_shape = _served_shape(self.levels[level][0], self._expand)
+        box = tuple(slice(s * r, min(e * r, n)) for s, e, r, n in zip(start, end, rest, level_shape))
+        region = self.read(box, level)
+        wanted = [min(e * r, -(-n // g)) - s * r for s, e, r, g, n in zip(start, end, rest, level_factors, self.shape)]
+        if list(region.shape) != wanted:
+            # A level a voxel short of ceil(shape / factors) at the far edge: repeat its last voxel.
+            region = np.pad(region, [(0, w - h) for w, h in zip(wanted, region.shape)], mode="edge")
+        if all(r == 1 for r in rest):
             return np.ascontiguousarray(region)
-        return downsample(region, factors, mode=self.kind == "segmentation")
+        return downsample(region, rest, mode=self.kind == "segmentation")
 
 
 def downsample(
@@ -243,6 +274,39 @@ def downsample(
     kernel = _native.downsample_mode if mode else _native.downsample_mean
     kernel(region.reshape(shape4), factors4, out)
     return out.reshape(out.shape[4 - rank :])
+
+
+def _served_shape(array: Any, expand: bool) -> tuple[int, ...]:
+    shape = tuple(int(n) for n in array.shape)
+    return (1, *shape) if expand else shape
+
+
+def _level_factors(shape: tuple[int, ...], level: Any, expand: bool, index: int) -> tuple[int, ...]:
+    """Integer factors of a pyramid level: its shape must be floor or ceil of ``shape / factors``."""
+    level_shape = _served_shape(level, expand)
+    if len(level_shape) != len(shape):
+        raise InvalidArray(f"pyramid level {index} has shape {level_shape}, unlike level 0's rank")
+    factors = []
+    for n, m in zip(shape, level_shape):
+        f = max(1, round(n / m))
+        if m < 1 or m not in (n // f, -(-n // f)):
+            raise InvalidArray(
+                f"pyramid level {index} has shape {level_shape}: each axis must be level 0's {shape} "
+                "divided by an integer factor (rounded down or up)"
+            )
+        factors.append(f)
+    if len(shape) == 4 and factors[0] != 1:
+        raise InvalidArray("pyramid levels must keep every channel")
+    return tuple(factors)
+
+
+def _lossy(before: np.ndarray[Any, Any], after: np.ndarray[Any, Any]) -> bool:
+    """Whether a dtype conversion clipped, overflowed or wrapped any value (not mere rounding)."""
+    if before.dtype.kind == "f":
+        return bool(np.isinf(after).sum() > np.isinf(before).sum())
+    if before.dtype.kind in "iu" and after.dtype.kind in "iu":
+        return bool(before.size) and bool(before.min() < 0 <= after.min() or before.max() > np.iinfo(after.dtype).max)
+    return False
 
 
 def _triple(values: Sequence[float], what: str) -> tuple[float, float, float]:
