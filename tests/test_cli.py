@@ -104,3 +104,29 @@ def test_cli_serves_files_until_ctrl_c(tmp_path: Path) -> None:
             if stream is not None:
                 stream.close()
     assert code == 0
+
+
+def test_precomputed_folders_open_as_pyramids(tmp_path: Path) -> None:
+    labels = (np.arange(6 * 8 * 10).reshape(6, 8, 10) // 7).astype(np.uint32)  # (z, y, x)
+    coarse = labels[:, ::2, ::2]
+    for scale, array, resolution in ((0, labels, [4, 4, 40]), (1, coarse, [8, 8, 40])):
+        store = ts.open(
+            {
+                "driver": "neuroglancer_precomputed",
+                "kvstore": {"driver": "file", "path": str(tmp_path / "seg")},
+                "multiscale_metadata": {"type": "segmentation", "data_type": "uint32", "num_channels": 1},
+                "scale_metadata": {
+                    "size": list(array.shape[::-1]), "resolution": resolution, "encoding": "raw",
+                    "chunk_size": [4, 4, 4], "voxel_offset": [0, 0, 0],
+                },
+            },
+            create=True,
+            open=scale > 0,
+        ).result()
+        store.write(array.transpose()[..., np.newaxis]).result()
+    for spec in (str(tmp_path / "seg"), "precomputed://" + str(tmp_path / "seg")):
+        opened = open_array(spec)
+        assert opened.kind == "segmentation" and opened.voxel_size == (4, 4, 40)
+        assert [tuple(level.shape) for level in opened.data] == [(6, 8, 10), (6, 4, 5)]
+        np.testing.assert_array_equal(opened.data[0][1:4, 2:8, 3:9], labels[1:4, 2:8, 3:9])
+        np.testing.assert_array_equal(opened.data[1][:, :, :], coarse)

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             viewer.add(
                 item.data,
                 name=item.name if item.name not in viewer.layers else None,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind or item.kind,  # type: ignore[arg-type]
                 voxel_size=args.voxel_size or item.voxel_size or (1.0, 1.0, 1.0),
             )
     except (NgshowError, OSError) as e:

@@ -7,6 +7,7 @@ browser asks for are read.  Paths inside a container file follow it: ``data.h5/g
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from .errors import InvalidArray, NgshowError
 
 __all__ = ["Opened", "open_array", "UnreadableFile", "SUFFIXES"]
 
-SUFFIXES = (".npy", ".h5", ".hdf5", ".zarr", ".n5", ".tif", ".tiff", ".nii", ".nii.gz")
+SUFFIXES = (".npy", ".h5", ".hdf5", ".zarr", ".n5", ".tif", ".tiff", ".nii", ".nii.gz", "precomputed folders")
 _CONTAINER = re.compile(r"^(?P<file>.*?\.(?:h5|hdf5|zarr|n5))(?:[:/](?P<inner>.*))?$", re.IGNORECASE)
 
 
@@ -34,6 +35,7 @@ class Opened:
     name: str
     voxel_size: tuple[float, float, float] | None = None  # nm, (x, y, z)
     keep_open: Any = None  # the file handle that must outlive the array
+    kind: str | None = None  # what the file says it is, if it says
 
 
 class ReversedAxes:
@@ -131,6 +133,25 @@ def _open_nifti(file: Path) -> Opened:
     return Opened(ReversedAxes(proxy), name, voxel_size)  # type: ignore[arg-type]
 
 
+def _open_precomputed(path: str) -> Opened:
+    """A Neuroglancer precomputed volume (every scale, as a pyramid) through TensorStore."""
+    ts = _need("tensorstore", "tensorstore")
+    kvstore = path if "://" in path else {"driver": "file", "path": path}
+    base = ts.open({"driver": "neuroglancer_precomputed", "kvstore": kvstore}, read=True).result()
+    info = json.loads(base.kvstore.read("info").result().value)
+    levels = []
+    for index in range(len(info["scales"])):
+        spec = {"driver": "neuroglancer_precomputed", "kvstore": kvstore, "scale_index": index}
+        store = ts.open(spec, read=True).result()
+        store = store[ts.d[:].translate_to[0]]  # index 0 at the volume's corner, like any array
+        if store.shape[-1] == 1:
+            store = store[..., 0]  # one channel: a plain (x, y, z) volume
+        levels.append(ReversedAxes(TensorStoreArray(store)))
+    x, y, z = (float(v) for v in info["scales"][0]["resolution"])
+    name = Path(path.rstrip("/")).name or "precomputed"
+    return Opened(levels, name, (x, y, z), kind=info.get("type"))
+
+
 def open_array(spec: str) -> Opened:
     """Open ``spec`` (a file, or a container file followed by a path inside it) for lazy reading.
 
@@ -139,6 +160,10 @@ def open_array(spec: str) -> Opened:
     UnreadableFile
         With one line saying what is wrong.
     """
+    if spec.startswith("precomputed://"):
+        return _open_precomputed(spec[len("precomputed://"):])
+    if Path(spec, "info").is_file():
+        return _open_precomputed(spec)
     match = _CONTAINER.match(spec)
     file = Path(match.group("file") if match else spec)
     inner = (match.group("inner") or None) if match else None
