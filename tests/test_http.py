@@ -147,7 +147,7 @@ def test_bad_requests_get_4xx_never_500(viewer: ngshow.Viewer) -> None:
         f"/neuroglancer/raw/{key}/2,2,2/0,0,0/12,7,5": (400, "outside the volume"),
         f"/neuroglancer/info/{key}x": (404, ""),
         f"/neuroglancer/info/{viewer.token}": (404, ""),
-        f"/neuroglancer/mesh/{key}/1": (400, "image"),
+        f"/neuroglancer/mesh/{key}/1": (400, "only segmentation volumes have meshes"),
         f"/neuroglancer/mesh/{key}/abc": (400, "decimal"),
         "/neuroglancer/info/nope.nope": (404, "unknown viewer"),
         f"/v/{viewer.token}/../../etc/passwd": (404, ""),

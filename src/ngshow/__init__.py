@@ -20,6 +20,7 @@ from .errors import (
     ViewerClosed,
 )
 from .layers import Layer
+from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
 from .runtime import set_public_url, set_server_bind_address, set_static_content_source
 from .screenshots import ScreenshotUnavailable
@@ -35,12 +36,16 @@ __all__ = [
     "InvalidArray",
     "InvalidRequest",
     "Layer",
+    "Mesh",
+    "MeshService",
     "NgshowError",
     "NotFound",
     "ScreenshotUnavailable",
     "Viewer",
     "ViewerClosed",
     "ViewerState",
+    "mesh",
+    "mesh_all",
     "screenshot",
     "set_public_url",
     "set_server_bind_address",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import encodings
-from .errors import InvalidArray, InvalidRequest, NotFound, ViewerClosed
+from .errors import InvalidArray, ViewerClosed
 from .lru import ByteLRU
 from .sources import ArraySource, Kind, require_array_like
 from .tokens import new_token
@@ -199,12 +199,6 @@ class Layer:
         # Only downsampled chunks are cached: they read factor-product times more data than they send.
         key = (self.token, self.generation, encoding, tuple(factors), tuple(start), tuple(end))
         return cache.get_or_compute(key, compute)
-
-    def mesh_fragment(self, object_id: int) -> bytes:
-        """The mesh of one segment (PROTOCOL.md §3.6)."""
-        if self.kind != "segmentation":
-            raise InvalidRequest(f"layer {self.name!r} is an image: it has no meshes")
-        raise NotFound(f"no mesh for object {object_id}")
 
     def invalidate(self) -> None:
         """Tell open browsers the data changed, so they fetch every chunk again without a reload."""

@@ -23,6 +23,7 @@ from aiohttp import ClientSession, web
 
 from . import encodings, runtime
 from .errors import InvalidRequest, NgshowError, NotFound, http_status
+from .mesh import MeshService
 from .static import StaticFiles, content_type, default_static_dir
 from .tokens import find
 
@@ -80,6 +81,7 @@ class Server:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="ngshow-data"
         )
+        self.meshes = MeshService()
         self.callbacks = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ngshow-callbacks"
         )
@@ -338,5 +340,5 @@ class Server:
             object_id = int(request.match_info["object_id"])
         except ValueError:
             raise InvalidRequest("object id must be a decimal integer") from None
-        body = await self._in_pool(layer.mesh_fragment, object_id)
+        body = await self._in_pool(self.meshes.fragment, layer.source, layer.generation, object_id)
         return web.Response(body=body, content_type="application/octet-stream", headers=NO_STORE)

@@ -19,7 +19,7 @@ import numpy as np
 from . import _native
 from .errors import DtypeConversionWarning, InvalidArray, InvalidRequest
 
-__all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "require_array_like", "wire_dtype"]
+__all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "downsample", "read_box", "require_array_like", "wire_dtype"]
 
 Kind = Literal["image", "segmentation"]
 
@@ -70,7 +70,7 @@ def require_array_like(data: Any) -> None:
         )
 
 
-def _read(data: Any, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+def read_box(data: Any, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
     """Read ``data[box]`` as a NumPy array (dask arrays are computed for that box only)."""
     part = data[box]
     compute = getattr(part, "compute", None)
@@ -198,7 +198,7 @@ class ArraySource:
     def read(self, box: tuple[slice, ...], level: int = 0) -> np.ndarray[Any, Any]:
         """Read a region (NumPy order, the served rank) of a pyramid level, in the wire dtype."""
         inner = box[1:] if self._expand else box
-        part = _read(self.levels[level][0], inner)
+        part = read_box(self.levels[level][0], inner)
         if self._expand:
             part = part[np.newaxis]
         if part.dtype != self.dtype:

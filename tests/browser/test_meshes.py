@@ -1,0 +1,42 @@
+"""Segment meshes, made by our C++ mesher on demand, draw in the 3-D view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ngshow
+
+from .conftest import BrowserPage
+
+pytestmark = pytest.mark.browser
+
+
+def test_selected_segment_mesh_draws_in_3d(page: BrowserPage, viewer: ngshow.Viewer) -> None:
+    z, y, x = np.ogrid[:24, :40, :48]
+    labels = np.zeros((24, 40, 48), np.uint32)
+    labels[(z - 12) ** 2 + (y - 20) ** 2 + (x - 24) ** 2 < 10**2] = 7
+    labels[:4, :6, :6] = 9  # another object, never selected
+    viewer.add(labels, name="seg", kind="segmentation", voxel_size=(4, 4, 4))
+    with viewer.txn() as s:
+        s.layout = "3d"
+        s.json.update(showSlices=False, showAxisLines=False, showScaleBar=False, showDefaultAnnotations=False)
+    page.open(viewer.url)
+
+    def coloured() -> int:
+        pixels = page.panel_pixels().astype(int)
+        return int(((pixels.max(axis=2) - pixels.min(axis=2)) > 60).sum())
+
+    assert coloured() == 0, "nothing is selected: the 3-D view must be empty"
+    with viewer.txn() as s:
+        s.select_segments("seg", [7])
+    for _ in range(100):
+        if page.page.evaluate("() => window.viewer.isReady()"):
+            page.settle()
+            if coloured() > 2000:
+                break
+        page.page.wait_for_timeout(100)
+    else:
+        raise AssertionError(f"segment 7's mesh did not draw ({coloured()} coloured pixels)")
+    meshes = [p for p in page.problems.http if "/neuroglancer/mesh/" in p]
+    assert meshes == [] and page.problems.all() == []
