@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -114,3 +116,29 @@ def test_a_slow_source_does_not_stall_other_layers(viewer: ngshow.Viewer) -> Non
         release.set()
         assert [f.result().status for f in slow_replies] == [200, 200, 200]
     np.testing.assert_array_equal(decode(reply, "raw", np.dtype("uint8"), (8, 8, 8)), fast_array)
+
+
+class CountingArray:
+    """Wraps an array and counts the voxels each read asks for."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.shape, self.dtype = inner, inner.shape, inner.dtype
+        self.voxels_read = 0
+
+    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray:
+        part = np.asarray(self.inner[box])
+        self.voxels_read += part.size
+        return part
+
+
+def test_h5py_is_read_per_chunk_never_whole(viewer: ngshow.Viewer, tmp_path: Any) -> None:
+    with h5py.File(tmp_path / "big.h5", "w") as f:
+        f.create_dataset("v", shape=(128, 256, 256), dtype="uint16", chunks=(32, 32, 32), fillvalue=3)
+    with h5py.File(tmp_path / "big.h5", "r") as f:
+        counting = CountingArray(f["v"])
+        layer = viewer.add(counting, kind="image")  # reads a 64^3 sample for the contrast range
+        assert counting.voxels_read <= 64**3
+        before = counting.voxels_read
+        reply = request(chunk_url(viewer, layer, (1, 1, 1), (32, 64, 64), (64, 128, 128)))
+        assert reply.status == 200 and counting.voxels_read - before == 32 * 64 * 64
+        assert counting.voxels_read < 128 * 256 * 256 / 20
