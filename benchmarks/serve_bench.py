@@ -184,7 +184,7 @@ def big_volume_rss(gib: float, workdir: Path) -> dict[str, float]:
         assert proc.stdout is not None
         url = next(line.strip() for line in proc.stdout if line.startswith("http://"))
         base = url.split("/v/")[0]
-        state = json.loads(urllib.request.urlopen(url.replace("/v/", "/events/") + "?c=x&gs=").readline().decode()[6:])
+        state = json.loads(urllib.request.urlopen(url.rstrip("/").replace("/v/", "/events/") + "?c=x&gs=").readline().decode()[6:])
         key = state["s"]["layers"][0]["source"].split("python://volume/")[1]
         # A browsing session: the coarsest overview, then full-resolution chunks around the centre.
         urls = [f"{base}/neuroglancer/raw/{key}/4,4,4/{join(s[::-1])}/{join(e[::-1])}" for s, e in chunk_boxes((n, n, n), 4)]
