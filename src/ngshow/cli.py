@@ -10,6 +10,7 @@ import sys
 import threading
 import webbrowser
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import NgshowError
 from .readers import SUFFIXES, Opened, open_array
@@ -27,11 +28,17 @@ def _voxel_size(text: str) -> tuple[float, float, float]:
     return (x, y, z)
 
 
+def _is_precomputed(spec: str) -> bool:
+    """A precomputed dataset: a ``precomputed://`` URL, or a folder with an ``info`` file."""
+    return spec.startswith("precomputed://") or Path(spec, "info").is_file()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ngshow",
         description="Show array files in Neuroglancer, served from this machine.",
-        epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH.",
+        epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH. "
+        "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed) and `ngshow validate OUTPUT`.",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
@@ -56,7 +63,15 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit code (2 for bad input)."""
+    """Run the command; returns the exit code (2 for bad input).
+
+    ``ngshow convert ...`` and ``ngshow validate ...`` go to :mod:`ngshow.convert.cli`.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("convert", "validate"):
+        from .convert import cli as convert_cli
+
+        return convert_cli.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]
@@ -69,11 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import ngshow  # the server and client only once the arguments are known good
 
     opened: list[tuple[Opened, str | None]] = []
+    datasets = [spec for spec, _ in inputs if _is_precomputed(spec)]
     try:
         for spec, kind in inputs:
-            opened.append((open_array(spec), kind))
+            if spec not in datasets:
+                opened.append((open_array(spec), kind))
         ngshow.set_server_bind_address(args.bind, args.port)
         viewer = ngshow.Viewer()
+        for spec in datasets:
+            viewer.add_precomputed(spec)
         for item, kind in opened:
             viewer.add(
                 item.data,
@@ -98,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     try:  # from here on Ctrl-C is the normal way out
+        for spec in datasets:
+            print(f"{spec}: precomputed dataset")
         for name, layer in viewer.layers.items():
             guessed = " (guessed)" if layer.kind_guessed else ""
             print(f"{name}: {layer.kind}{guessed}, shape {layer.source.shape}, {layer.source.dtype}")

@@ -116,6 +116,7 @@ class Server:
         app.router.add_post("/state/{token}", self._post_state)
         app.router.add_post("/action/{token}", self._post_action)
         app.router.add_post("/credentials/{token}", self._credentials)
+        app.router.add_get("/data/{token}/{dataset}/{path:.+}", self._dataset_file)
         app.router.add_get("/neuroglancer/info/{key}", self._info)
         app.router.add_get("/neuroglancer/mesh/{key}/{object_id}", self._mesh)
         app.router.add_get("/neuroglancer/{encoding}/{key}/{scale}/{start}/{end}", self._chunk)
@@ -318,6 +319,11 @@ class Server:
         return web.Response(status=403, text="ngshow does not broker credentials\n")
 
     # -- volume data -------------------------------------------------------------------------------
+
+    async def _dataset_file(self, request: web.Request) -> web.StreamResponse:
+        viewer = self.viewer(request.match_info["token"])
+        path = viewer.dataset_file(request.match_info["dataset"], request.match_info["path"])
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache", "Content-Type": "application/octet-stream"})
 
     async def _info(self, request: web.Request) -> web.StreamResponse:
         layer = self.layer(request.match_info["key"])

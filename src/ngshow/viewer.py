@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import html
+import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from . import runtime, screenshots
@@ -59,6 +61,7 @@ class Viewer:
         self._watchers: set[asyncio.Event] = set()
         self._state_callbacks: list[StateCallback] = []
         self.actions = Actions(self)
+        self._datasets: dict[str, Path] = {}  # token -> local precomputed folder served as files
         self._screenshots: dict[str, Any] = {}
         self._txn_lock = threading.RLock()
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
@@ -74,7 +77,10 @@ class Viewer:
     @property
     def url(self) -> str:
         """The viewer's address (with its secret token); see :func:`ngshow.set_public_url`."""
-        return f"{runtime.public_base_url() or self._server.base_url}/v/{self.token}/"
+        return f"{self._base_url()}/v/{self.token}/"
+
+    def _base_url(self) -> str:
+        return runtime.public_base_url() or self._server.base_url
 
     def get_viewer_url(self) -> str:
         """The viewer's address (same as :attr:`url`)."""
@@ -217,6 +223,44 @@ class Viewer:
             state["layers"] = entries + [entry]
 
         self.documents["s"].update(put)
+
+    def add_precomputed(self, location: str, *, name: str | None = None) -> None:
+        """Show a Neuroglancer precomputed dataset: a local folder (served by ngshow, with its scales
+        and meshes as written) or a ``gs://``, ``s3://`` or ``https://`` URL (fetched by the browser).
+        """
+        self._check_open()
+        location = location.removeprefix("precomputed://")
+        if re.match(r"^(gs|s3|https?)://", location):
+            source, kind = f"precomputed://{location}", None
+        else:
+            root = Path(location.removeprefix("file://")).resolve()
+            try:
+                info = json.loads((root / "info").read_text())
+            except (OSError, ValueError) as e:
+                raise NotFound(f"{root} is not a precomputed dataset (no readable info file: {e})") from None
+            token = new_token()
+            self._datasets[token] = root
+            source, kind = f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
+        entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or "precomputed")}
+        if kind in ("image", "segmentation"):
+            entry["type"] = kind
+
+        def put(state: dict[str, Any]) -> None:
+            state["layers"] = [e for e in state.get("layers", []) if e.get("name") != entry["name"]] + [entry]
+
+        self.documents["s"].update(put)
+
+    def dataset_file(self, token: str, path: str) -> Path:
+        """A file of a local dataset added with :meth:`add_precomputed`; :class:`NotFound` outside it."""
+        root = find(self._datasets, token)
+        if root is None:
+            raise NotFound("unknown dataset")
+        if any(part in ("", ".", "..") for part in path.split("/")):
+            raise NotFound(f"no such file: {path!r}")
+        target = (root / path).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise NotFound(f"no such file: {path!r}")
+        return target
 
     def remove(self, name: str) -> None:
         """Remove a layer (and ngshow's reference to its array, if it has one)."""
@@ -373,6 +417,7 @@ class Viewer:
         for layer in layers:
             layer._close()
         self._chunk_cache.clear()
+        self._datasets.clear()
         self._state_callbacks.clear()
         self.actions._callbacks.clear()
         self._wake()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import ngshow
 
+from ..test_precomputed_serving import write_dataset
 from .conftest import BrowserPage
 
 pytestmark = pytest.mark.browser
@@ -40,3 +43,32 @@ def test_selected_segment_mesh_draws_in_3d(page: BrowserPage, viewer: ngshow.Vie
         raise AssertionError(f"segment 7's mesh did not draw ({coloured()} coloured pixels)")
     meshes = [p for p in page.problems.http if "/neuroglancer/mesh/" in p]
     assert meshes == [] and page.problems.all() == []
+
+
+def test_converted_dataset_opens_and_its_meshes_draw(page: BrowserPage, viewer: ngshow.Viewer, tmp_path: Path) -> None:
+    write_dataset(tmp_path / "seg")
+    viewer.add_precomputed(str(tmp_path / "seg"), name="seg")
+    with viewer.txn() as s:
+        s.layout = "xy-3d"
+        s.position = [16, 16, 8]
+        s.cross_section_scale = 0.8e-9  # 8 nm voxels at 10 pixels each
+        s.json.update(showSlices=False, showAxisLines=False, showScaleBar=False, showDefaultAnnotations=False)
+    page.open(viewer.url)
+
+    def coloured(panel: int) -> int:
+        pixels = page.panel_pixels(panel).astype(int)
+        return int(((pixels.max(axis=2) - pixels.min(axis=2)) > 60).sum())
+
+    assert coloured(0) > 500, "the slice view shows no segments"  # none selected: all are drawn in 2-D
+    assert coloured(1) == 0
+    with viewer.txn() as s:
+        s.select_segments("seg", [5])
+    for _ in range(100):
+        if page.page.evaluate("() => window.viewer.isReady()"):
+            page.settle()
+            if coloured(1) > 1000:
+                break
+        page.page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the converted mesh of segment 5 did not draw")
+    assert page.problems.all() == []

@@ -1,0 +1,222 @@
+"""Picklable views of input arrays, so that a task carries only its own region to a worker.
+
+* In-memory NumPy arrays: the task holds a *view* of its region; pickling a view copies just that
+  region, so the whole array crosses to the workers once, piece by piece.
+* Memory maps, HDF5 datasets, TIFF stacks: small references (file name + layout) reopened on the
+  worker.  :func:`open_input` makes them from a path.
+* zarr and dask arrays (and anything else picklable with ``shape``, ``dtype`` and slicing) are
+  sliced lazily on the worker.
+"""
+
+from __future__ import annotations
+
+import glob
+import mmap
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidArray
+
+__all__ = ["H5Array", "MemmapArray", "Region", "TiffStack", "open_input", "region_of"]
+
+
+@dataclass(frozen=True)
+class MemmapArray:
+    """A NumPy memory map by file name (``np.memmap`` itself pickles its whole contents)."""
+
+    filename: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int = 0
+    order: str = "C"
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, box: Any) -> np.ndarray[Any, Any]:
+        order: Any = self.order
+        mm = np.memmap(
+            self.filename, dtype=np.dtype(self.dtype), mode="r", shape=self.shape,
+            offset=self.offset, order=order,
+        )
+        return np.array(mm[box])
+
+    @classmethod
+    def from_memmap(cls, mm: np.memmap[Any, Any]) -> MemmapArray:
+        if mm.filename is None:
+            raise InvalidArray("this memmap has no file name to reopen")
+        order = "F" if mm.flags.f_contiguous and not mm.flags.c_contiguous else "C"
+        return cls(str(mm.filename), np.dtype(mm.dtype).str, tuple(mm.shape), int(mm.offset), order)
+
+
+@dataclass(frozen=True)
+class H5Array:
+    """An HDF5 dataset by file name and dataset path, opened read-only on each read."""
+
+    filename: str
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, box: Any) -> np.ndarray[Any, Any]:
+        import h5py
+
+        with h5py.File(self.filename, "r") as f:
+            return np.asarray(f[self.name][box])
+
+    @classmethod
+    def from_dataset(cls, ds: Any) -> H5Array:
+        return cls(str(ds.file.filename), str(ds.name), np.dtype(ds.dtype).str, tuple(ds.shape))
+
+
+@dataclass(frozen=True)
+class TiffStack:
+    """A z-stack of 2-D TIFF files (one per plane, sorted by name), read plane by plane."""
+
+    files: tuple[str, ...]
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __getitem__(self, box: Any) -> np.ndarray[Any, Any]:
+        import tifffile
+
+        zs, ys, xs = box
+        planes = [tifffile.imread(f)[ys, xs] for f in self.files[zs]]
+        return np.stack(planes) if planes else np.empty((0, 0, 0), self.dtype)
+
+    @classmethod
+    def from_files(cls, files: Sequence[str]) -> TiffStack:
+        import tifffile
+
+        first = tifffile.imread(files[0])
+        if first.ndim != 2:
+            raise InvalidArray(f"{files[0]}: expected 2-D planes in a TIFF stack, got {first.shape}")
+        return cls(tuple(files), first.dtype.str, (len(files), *first.shape))
+
+
+@dataclass(frozen=True)
+class Region:
+    """``data[box]`` read on demand as a ``(c, z, y, x)`` array of ``dtype``.
+
+    ``lead`` axes of length 1 are prepended to reach 4-D (2 for ``(y, x)``, 1 for ``(z, y, x)``).
+    """
+
+    data: Any
+    box: tuple[slice, ...]
+    lead: int
+    dtype: str
+
+    def read(self) -> np.ndarray[Any, Any]:
+        part = self.data[self.box]
+        compute = getattr(part, "compute", None)
+        if callable(compute) and not isinstance(part, np.ndarray):
+            part = compute()
+        arr = np.asarray(part)
+        if arr.dtype != np.dtype(self.dtype):
+            arr = arr.astype(self.dtype)
+        return np.ascontiguousarray(arr.reshape((1,) * self.lead + arr.shape))
+
+
+def _portable(data: Any) -> Any:
+    """``data`` itself, or a small reference to it that pickles without its contents."""
+    if isinstance(data, np.memmap):
+        # Only a whole map can be reopened by name; a slice of one is sent as a plain view.
+        if isinstance(data.base, mmap.mmap) and data.filename is not None:
+            return MemmapArray.from_memmap(data)
+        return np.asarray(data)
+    if type(data).__module__.startswith("h5py"):
+        return H5Array.from_dataset(data)
+    return data
+
+
+def region_of(data: Any, box: tuple[slice, ...], *, lead: int, dtype: np.dtype[Any]) -> Region:
+    """A picklable :class:`Region` for ``data[box]``.
+
+    Raises
+    ------
+    InvalidArray
+        If ``data`` cannot be sent to a worker process.
+    """
+    portable = _portable(data)
+    if isinstance(portable, np.ndarray):
+        # A view: pickles as just this region.
+        return Region(portable[box], tuple(slice(None) for _ in box), lead, np.dtype(dtype).str)
+    if type(portable).__module__.startswith("dask"):
+        from dask.base import optimize
+
+        (part,) = optimize(portable[box])  # type: ignore[no-untyped-call]
+        return Region(part, tuple(slice(None) for _ in box), lead, np.dtype(dtype).str)
+    return Region(portable, box, lead, np.dtype(dtype).str)
+
+
+def check_picklable(data: Any) -> None:
+    """Raise :class:`InvalidArray` unless ``data`` (as :func:`region_of` sends it) pickles."""
+    portable = _portable(data)
+    if isinstance(portable, np.ndarray):
+        return
+    try:
+        pickle.dumps(portable)
+    except Exception as e:
+        raise InvalidArray(
+            f"cannot send a {type(data).__name__} to worker processes ({e}); pass a NumPy, zarr, "
+            "dask, h5py or memmap array, or a path to ngshow.convert.open_input"
+        ) from None
+
+
+def open_input(path: str, *, dataset: str | None = None) -> Any:
+    """Open an input file lazily: ``.npy``, ``.h5``/``.hdf5``, ``.zarr``, ``.tif``, a TIFF folder.
+
+    HDF5 files take ``dataset`` (or ``file.h5:/path``); the only dataset is used if there is one.
+    """
+    if ":" in path and not os.path.exists(path) and "://" not in path:
+        path, dataset = path.rsplit(":", 1)
+    lower = path.lower().rstrip("/")
+    if os.path.isdir(path) and not lower.endswith(".zarr"):
+        files = sorted(
+            glob.glob(os.path.join(path, "*.tif")) + glob.glob(os.path.join(path, "*.tiff"))
+        )
+        if not files:
+            raise InvalidArray(f"{path}: no .tif files in this folder")
+        return TiffStack.from_files(files)
+    if lower.endswith(".npy"):
+        mm = np.load(path, mmap_mode="r")
+        return MemmapArray.from_memmap(mm)
+    if lower.endswith((".h5", ".hdf5", ".hdf")):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if dataset is None:
+                names: list[str] = []
+                f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+                if len(names) != 1:
+                    raise InvalidArray(
+                        f"{path} holds {len(names)} datasets; name one with FILE.h5:/DATASET"
+                    )
+                dataset = names[0]
+            return H5Array.from_dataset(f[dataset])
+    if lower.endswith(".zarr") or "://" in path:
+        import zarr
+
+        return zarr.open(path, mode="r")
+    if lower.endswith((".tif", ".tiff")):
+        import tifffile
+
+        try:
+            return MemmapArray.from_memmap(tifffile.memmap(path, mode="r"))
+        except ValueError:
+            return tifffile.imread(path)
+    raise InvalidArray(f"{path}: unknown input type (expected .npy, .h5, .zarr, .tif or a folder)")

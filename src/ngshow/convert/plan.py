@@ -1,0 +1,383 @@
+"""``plan()``: turn an array and options into a :class:`Plan` — pure, picklable data, no I/O.
+
+A plan is a sequence of :class:`Stage` barriers, each a tuple of frozen task dataclasses
+(:mod:`ngshow.convert.tasks`), plus the documents the driver writes (``info``, ``mesh/info``,
+``provenance``).  Nothing here reads or writes the destination: :func:`ngshow.convert.run` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import InvalidRequest
+from ..sources import ArraySource
+from .inputs import check_picklable, region_of
+from .precomputed import Scale, Triple, scale_key, volume_info
+from .storage import Store
+from .tasks import Downsample, Layout, MeshForge, MeshMerge, Task, WriteChunks
+
+__all__ = ["Plan", "Stage", "plan", "mip_steps"]
+
+#: Default memory a single task may use (decoded blocks and their downsampled copies).
+DEFAULT_MEMORY_BUDGET = 512 << 20
+#: A stage is split into at least this many tasks where the volume allows, so workers stay busy.
+MIN_TASKS = 16
+MESH_DIR = "mesh"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A barrier: every task of a stage finishes before the next stage starts."""
+
+    name: str
+    tasks: tuple[Task, ...]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`~ngshow.convert.run` executes: stages of tasks and the driver's documents.
+
+    JSON documents are kept as text so the plan stays hashable-free immutable data.
+    """
+
+    dest: str
+    info_json: str
+    provenance_json: str
+    stages: tuple[Stage, ...]
+    mesh_dir: str | None = None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The ``info`` document the driver writes."""
+        return json.loads(self.info_json)  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.stages)
+
+    def describe(self) -> str:
+        """One line per stage: name and task count."""
+        return "\n".join(f"{s.name}: {len(s)} tasks" for s in self.stages)
+
+
+def _triple_int(values: Sequence[float] | int, what: str) -> Triple:
+    if isinstance(values, (int, np.integer)):
+        values = (int(values),) * 3
+    out = tuple(int(v) for v in values)
+    if len(out) != 3 or any(v < 1 for v in out) or any(float(a) != float(b) for a, b in zip(out, values)):
+        raise InvalidRequest(f"{what} must be three positive integers (x, y, z), got {values!r}")
+    return (out[0], out[1], out[2])
+
+
+def mip_steps(
+    size: Sequence[int],
+    resolution: Sequence[float],
+    chunk_size: Sequence[int],
+    levels: int | Literal["auto"],
+) -> list[Triple]:
+    """Per-mip downsampling factors (x, y, z), each 2 or 1.
+
+    An axis is halved unless it is already a single voxel, or its voxels are less than half as
+    long as the coarsest axis's (so anisotropic stacks like 4x4x40 nm halve x and y only until
+    they approach isotropy).  ``"auto"`` stops once the scale fits in one chunk.
+    """
+    size = list(size)
+    res = [float(r) for r in resolution]
+    steps: list[Triple] = []
+    limit = 32 if levels == "auto" else int(levels)
+    while len(steps) < limit:
+        if levels == "auto" and all(n <= c for n, c in zip(size, chunk_size)):
+            break
+        # Axes already one voxel thick (2-D data) take no part in the isotropy rule.
+        live = [r for r, n in zip(res, size) if n > 1] or res
+        coarsest = max(live)
+        if coarsest / min(live) < 2:
+            step = [2, 2, 2]
+        else:
+            step = [2 if 2 * r <= coarsest else 1 for r in res]
+        step = [f if n > 1 else 1 for f, n in zip(step, size)]
+        if step == [1, 1, 1]:
+            if levels == "auto":
+                break
+            raise InvalidRequest(f"cannot downsample {len(steps) + 1} times: the volume is one voxel")
+        steps.append((step[0], step[1], step[2]))
+        size = [-(-n // f) for n, f in zip(size, step)]
+        res = [r * f for r, f in zip(res, step)]
+    return steps
+
+
+def _tile(size: Sequence[int], block: Sequence[int]) -> list[tuple[Triple, Triple]]:
+    """Blocks ``(lo, hi)`` tiling ``size``, x fastest."""
+    out: list[tuple[Triple, Triple]] = []
+    for z in range(0, size[2], block[2]):
+        for y in range(0, size[1], block[1]):
+            for x in range(0, size[0], block[0]):
+                hi = (min(x + block[0], size[0]), min(y + block[1], size[1]), min(z + block[2], size[2]))
+                out.append(((x, y, z), hi))
+    return out
+
+
+def _grow_block(
+    chunk: Sequence[int], size: Sequence[int], voxel_bytes: int, budget: int, min_tasks: int
+) -> Triple:
+    """The largest chunk-multiple block (doubling one axis at a time, z first) within ``budget``
+    that still splits the volume into at least ``min_tasks`` blocks (when it can)."""
+    block = list(chunk)
+
+    def count(b: Sequence[int]) -> int:
+        return math.prod(-(-n // c) for n, c in zip(size, b))
+
+    grew = True
+    while grew:
+        grew = False
+        for axis in (2, 1, 0):
+            if block[axis] >= size[axis]:
+                continue
+            trial = list(block)
+            trial[axis] *= 2
+            if math.prod(trial) * voxel_bytes > budget or count(trial) < min_tasks:
+                continue
+            block = trial
+            grew = True
+    return (block[0], block[1], block[2])
+
+
+def _mesh_mip(scales: Sequence[Scale], mesh_mip: int | Literal["auto"]) -> int:
+    if mesh_mip != "auto":
+        if not 0 <= int(mesh_mip) < len(scales):
+            raise InvalidRequest(f"mesh_mip must be in [0, {len(scales) - 1}], got {mesh_mip}")
+        return int(mesh_mip)
+    for i, s in enumerate(scales):
+        if max(s.resolution) / min(s.resolution) <= 2:
+            return i
+    return 0
+
+
+def plan(
+    source: Any,
+    dest: str | os.PathLike[str],
+    *,
+    kind: Literal["image", "segmentation"] | None = None,
+    voxel_size: Sequence[float] | None = None,
+    offset: Sequence[int] | None = None,
+    chunk_size: Sequence[int] | int = (64, 64, 64),
+    mip_levels: int | Literal["auto"] = "auto",
+    encoding: str | None = None,
+    mesh: bool = False,
+    mesh_mip: int | Literal["auto"] = "auto",
+    mesh_smoothing: int | None = None,
+    jpeg_quality: int = 85,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    min_tasks: int = MIN_TASKS,
+) -> Plan:
+    """Plan the conversion of ``source`` into a precomputed dataset at ``dest``.
+
+    Parameters
+    ----------
+    source
+        An :class:`~ngshow.ArraySource`, or an array (NumPy, memmap, h5py, zarr, dask, or a
+        reference from :func:`~ngshow.convert.open_input`) in ``(z, y, x)`` or ``(c, z, y, x)``
+        order.
+    dest
+        Local path or fsspec URL (``file://``, ``s3://``, ``gs://``).
+    kind
+        ``"image"`` or ``"segmentation"``; default: the source's kind, or ``"image"``.
+    voxel_size, offset
+        ``(x, y, z)``: nm per voxel, and voxel offset (integers).  Default: the source's.
+    chunk_size
+        Chunk size ``(x, y, z)`` of every scale.
+    mip_levels
+        Number of downsampled scales below scale 0, or ``"auto"`` (until one chunk covers it).
+    encoding
+        ``"raw"``, ``"jpeg"`` (uint8 images with 1 or 3 channels) or ``"compressed_segmentation"``
+        (uint32/uint64 segmentations).  Default: compressed_segmentation for uint32/uint64
+        segmentations, raw otherwise.
+    mesh
+        Add mesh forge and mesh merge stages (segmentations only): legacy ``<id>:0`` manifests.
+    mesh_mip
+        Scale index to mesh at, or ``"auto"``: the finest scale within 2x of isotropic.
+    memory_budget
+        Bytes one task may hold; sets how many mips one downsampling task computes.
+
+    Returns
+    -------
+    Plan
+        Pure data; pass it to :func:`ngshow.convert.run`.
+    """
+    if isinstance(source, ArraySource):
+        # A source may carry a pyramid of arrays; the finest level is the input, and the
+        # pipeline computes its own coarser levels.
+        levels = getattr(source, "levels", None)
+        data = levels[0][0] if levels else source.data
+        kind = kind or source.kind
+        voxel_size = voxel_size if voxel_size is not None else source.voxel_size
+        offset = offset if offset is not None else tuple(source.offset)  # type: ignore[arg-type]
+    elif isinstance(source, (list, tuple)):
+        data = source[0]
+    else:
+        data = source
+    kind = kind or "image"
+    src = ArraySource(
+        data, kind=kind, voxel_size=voxel_size or (1.0, 1.0, 1.0), offset=offset or (0, 0, 0)
+    )
+    check_picklable(data)
+    if any(not float(o).is_integer() for o in src.offset):
+        raise InvalidRequest(f"offset must be whole voxels, got {src.offset}")
+    voxel_offset: Triple = tuple(int(o) for o in src.offset)  # type: ignore[assignment]
+    channels = src.channels
+    dtype = src.dtype
+    c, z, y, x = (1,) * (4 - src.rank) + src.shape
+    size: Triple = (x, y, z)
+    chunk = _triple_int(chunk_size, "chunk_size")
+
+    if encoding is None:
+        encoding = (
+            "compressed_segmentation"
+            if kind == "segmentation" and dtype in (np.uint32, np.uint64)
+            else "raw"
+        )
+    if encoding == "compressed_segmentation":
+        if kind != "segmentation" or dtype not in (np.uint32, np.uint64):
+            raise InvalidRequest(
+                f"compressed_segmentation needs a uint32 or uint64 segmentation, got {kind} {dtype}"
+            )
+    elif encoding == "jpeg":
+        if kind != "image" or dtype != np.uint8 or channels not in (1, 3):
+            raise InvalidRequest(
+                f"jpeg needs a uint8 image of 1 or 3 channels, got {kind} {dtype} x {channels}"
+            )
+    elif encoding != "raw":
+        raise InvalidRequest(
+            f"unknown encoding {encoding!r}; expected raw, jpeg or compressed_segmentation"
+        )
+    if mesh and kind != "segmentation":
+        raise InvalidRequest("meshes need kind='segmentation'")
+
+    steps = mip_steps(size, src.voxel_size, chunk, mip_levels)
+    scales = [
+        Scale(
+            key=scale_key(src.voxel_size), size=size, resolution=src.voxel_size,
+            voxel_offset=voxel_offset, chunk_size=chunk, encoding=encoding,
+            jpeg_quality=jpeg_quality,
+        )
+    ]
+    for step in steps:
+        prev = scales[-1]
+        res = tuple(r * f for r, f in zip(prev.resolution, step))
+        scales.append(
+            Scale(
+                key=scale_key(res),
+                size=tuple(-(-n // f) for n, f in zip(prev.size, step)),  # type: ignore[arg-type]
+                resolution=res,  # type: ignore[arg-type]
+                voxel_offset=tuple(o // f for o, f in zip(prev.voxel_offset, step)),  # type: ignore[arg-type]
+                chunk_size=chunk,
+                encoding=encoding,
+                factor=tuple(a * f for a, f in zip(prev.factor, step)),  # type: ignore[arg-type]
+                jpeg_quality=jpeg_quality,
+            )
+        )
+
+    dest_url = Store(dest).url
+    layout = Layout(Store(dest_url), kind, dtype.str, channels)
+    voxel_bytes = dtype.itemsize * channels
+    stages: list[Stage] = []
+
+    # (a) scale 0, read from the source in chunk-aligned blocks.
+    block = _grow_block(chunk, size, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
+    lead = 4 - len(data.shape)
+    tasks: list[Task] = []
+    for lo, hi in _tile(size, block):
+        box = [slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0])]
+        if src.rank == 4:
+            box.insert(0, slice(0, channels))
+        data_box = tuple(box[len(box) - len(data.shape) :])
+        tasks.append(WriteChunks(layout, scales[0], lo, hi, region_of(data, data_box, lead=lead, dtype=dtype)))
+    stages.append(Stage(f"chunks {scales[0].key}", tuple(tasks)))
+
+    # (b) pyramid: groups of mips, each task reading one block of the group's first scale.
+    i = 0
+    while i < len(steps):
+        k_best = 1
+        for k in range(1, len(steps) - i + 1):
+            factor = [math.prod(s[a] for s in steps[i : i + k]) for a in range(3)]
+            blk = [c_ * f for c_, f in zip(chunk, factor)]
+            held = math.prod(min(b, n) for b, n in zip(blk, scales[i].size)) * voxel_bytes * 2
+            n_tasks = len(_tile(scales[i].size, blk))
+            if held > memory_budget or (k > 1 and n_tasks < min_tasks // 2):
+                break
+            k_best = k
+        factor = [math.prod(s[a] for s in steps[i : i + k_best]) for a in range(3)]
+        blk = [c_ * f for c_, f in zip(chunk, factor)]
+        targets = tuple(scales[i + 1 : i + 1 + k_best])
+        group = tuple(steps[i : i + k_best])
+        ds_tasks = tuple(
+            Downsample(layout, scales[i], targets, group, lo, hi)
+            for lo, hi in _tile(scales[i].size, blk)
+        )
+        names = ", ".join(t.key for t in targets)
+        stages.append(Stage(f"downsample {names}", ds_tasks))
+        i += k_best
+
+    mesh_name: str | None = None
+    if mesh:
+        from ..mesh import DEFAULT_SMOOTHING
+
+        mesh_name = MESH_DIR
+        mip = _mesh_mip(scales, mesh_mip)
+        ms = scales[mip]
+        smooth = DEFAULT_SMOOTHING if mesh_smoothing is None else int(mesh_smoothing)
+        margin = smooth + 2 if smooth > 0 else 0
+        # The mesher holds labels, a padded copy and the meshes: budget ~16 bytes per voxel.
+        mblock = _grow_block(chunk, ms.size, max(16, 2 * voxel_bytes), memory_budget, min_tasks)
+        forge = tuple(
+            MeshForge(layout, ms, lo, hi, MESH_DIR, margin, smooth)
+            for lo, hi in _tile(ms.size, mblock)
+        )
+        stages.append(Stage(f"mesh forge {ms.key}", forge))
+        parts = max(1, min(len(forge), 64))
+        stages.append(
+            Stage("mesh merge", tuple(MeshMerge(layout, MESH_DIR, p, parts) for p in range(parts)))
+        )
+
+    info = volume_info(
+        kind=kind, data_type=dtype.name, num_channels=channels, scales=scales, mesh=mesh_name
+    )
+    from .. import __version__
+
+    provenance = {
+        "description": "",
+        "owners": [],
+        "sources": [],
+        "processing": [
+            {
+                "method": {
+                    "task": "ngshow convert",
+                    "kind": kind,
+                    "encoding": encoding,
+                    "chunk_size": list(chunk),
+                    "mip_levels": len(steps),
+                    "mesh": bool(mesh),
+                    "source_shape": [int(n) for n in data.shape],
+                    "source_dtype": str(np.dtype(data.dtype)),
+                },
+                "by": f"ngshow {__version__}",
+            }
+        ],
+    }
+    return Plan(
+        dest=dest_url,
+        info_json=json.dumps(info, indent=2, sort_keys=True),
+        provenance_json=json.dumps(provenance, indent=2, sort_keys=True),
+        stages=tuple(stages),
+        mesh_dir=mesh_name,
+    )
+

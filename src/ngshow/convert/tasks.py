@@ -1,0 +1,309 @@
+"""Pipeline tasks: frozen, picklable dataclasses, each with ``run() -> TaskResult``.
+
+Every task is idempotent.  Its outputs have deterministic keys and contents; it writes them one
+at a time, atomically, skipping keys that exist; and it checks its *last* output (or a marker
+written after everything else) first, so a task that already finished costs one existence check.
+A task killed half-way leaves only whole objects behind, and its rerun fills in the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import MissingChunk
+from .inputs import Region
+from .precomputed import Scale, Triple, decode_chunk, encode_chunk
+from .storage import WORK_PREFIX, Store
+
+__all__ = [
+    "Downsample",
+    "Layout",
+    "MeshForge",
+    "MeshMerge",
+    "Task",
+    "TaskResult",
+    "WriteChunks",
+    "execute",
+    "read_box",
+]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What one task did: objects written, objects (or whole tasks) skipped, bytes read/written."""
+
+    written: int = 0
+    skipped: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    skipped_task: bool = False
+
+
+class Task(Protocol):
+    def run(self) -> TaskResult: ...
+
+
+def execute(task: Task) -> TaskResult:
+    """Run one task (the function every executor is given)."""
+    return task.run()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Facts about the volume every task needs: where it lives and what a voxel is."""
+
+    store: Store
+    kind: str
+    dtype: str
+    channels: int
+
+
+def read_box(
+    layout: Layout, scale: Scale, lo: Sequence[int], hi: Sequence[int]
+) -> tuple[np.ndarray[Any, Any], int]:
+    """Read ``[lo, hi)`` (x, y, z) of ``scale`` from stored chunks: ``((c, z, y, x) array, bytes)``.
+
+    Raises
+    ------
+    MissingChunk
+        If a chunk of the box has not been written.
+    """
+    dtype = np.dtype(layout.dtype)
+    shape = (layout.channels, *(b - a for a, b in zip(reversed(lo), reversed(hi))))
+    out = np.empty(shape, dtype=dtype)
+    nbytes = 0
+    for clo, chi in scale.chunks_in(lo, hi):
+        key = scale.chunk_key(clo, chi)
+        data = layout.store.get(key)
+        if data is None:
+            raise MissingChunk(f"chunk {key} is missing from {layout.store.url}")
+        nbytes += len(data)
+        chunk = decode_chunk(
+            data, scale, [b - a for a, b in zip(clo, chi)], dtype, layout.channels, trusted=True
+        )
+        a = [max(c, l) for c, l in zip(clo, lo)]
+        b = [min(c, h) for c, h in zip(chi, hi)]
+        dst = (slice(None), *(slice(p - l, q - l) for p, q, l in zip(reversed(a), reversed(b), reversed(lo))))
+        src = (slice(None), *(slice(p - c, q - c) for p, q, c in zip(reversed(a), reversed(b), reversed(clo))))
+        out[dst] = chunk[src]
+    return out, nbytes
+
+
+def _write_box(
+    layout: Layout, scale: Scale, array: np.ndarray[Any, Any], lo: Sequence[int]
+) -> tuple[int, int, int]:
+    """Write every chunk of ``array`` (placed at ``lo``, chunk-aligned): (written, skipped, bytes)."""
+    hi = [a + n for a, n in zip(lo, reversed(array.shape[1:]))]
+    written = skipped = nbytes = 0
+    for clo, chi in scale.chunks_in(lo, hi):
+        key = scale.chunk_key(clo, chi)
+        if layout.store.exists(key):
+            skipped += 1
+            continue
+        box = (slice(None), *(slice(a - l, b - l) for a, b, l in zip(reversed(clo), reversed(chi), reversed(lo))))
+        data = encode_chunk(np.ascontiguousarray(array[box]), scale)
+        layout.store.put(key, data)
+        written += 1
+        nbytes += len(data)
+    return written, skipped, nbytes
+
+
+def _last_key(scale: Scale, lo: Sequence[int], hi: Sequence[int]) -> str:
+    *_, (clo, chi) = scale.chunks_in(lo, hi)
+    return scale.chunk_key(clo, chi)
+
+
+def _bbox_name(lo: Sequence[int], hi: Sequence[int]) -> str:
+    return "_".join(f"{a}-{b}" for a, b in zip(lo, hi))
+
+
+@dataclass(frozen=True)
+class WriteChunks:
+    """Stage (a): read a chunk-aligned block ``[lo, hi)`` of the input and write scale-0 chunks."""
+
+    layout: Layout
+    scale: Scale
+    lo: Triple
+    hi: Triple
+    region: Region
+
+    def run(self) -> TaskResult:
+        if self.layout.store.exists(_last_key(self.scale, self.lo, self.hi)):
+            return TaskResult(skipped_task=True)
+        block = self.region.read()
+        expected = (self.layout.channels, *(b - a for a, b in zip(reversed(self.lo), reversed(self.hi))))
+        if block.shape != expected:
+            raise ValueError(f"input region has shape {block.shape}, expected {expected}")
+        w, s, n = _write_box(self.layout, self.scale, block, self.lo)
+        return TaskResult(w, s, block.nbytes, n)
+
+
+@dataclass(frozen=True)
+class Downsample:
+    """Stage (b): read ``[lo, hi)`` of ``source`` and write several mips below it.
+
+    ``steps[i]`` is the (x, y, z) factor from the previous scale to ``targets[i]``.  Blocks are
+    aligned to every target's chunk grid, so each output chunk is computed from complete input.
+    """
+
+    layout: Layout
+    source: Scale
+    targets: tuple[Scale, ...]
+    steps: tuple[Triple, ...]
+    lo: Triple
+    hi: Triple
+
+    def _boxes(self) -> list[tuple[Triple, Triple]]:
+        boxes = []
+        lo, hi = self.lo, self.hi
+        for step, target in zip(self.steps, self.targets):
+            lo = tuple(a // f for a, f in zip(lo, step))  # type: ignore[assignment]
+            hi = tuple(min(-(-b // f), n) for b, f, n in zip(hi, step, target.size))  # type: ignore[assignment]
+            boxes.append((lo, hi))
+        return boxes
+
+    def run(self) -> TaskResult:
+        from ..sources import downsample
+
+        boxes = self._boxes()
+        final_lo, final_hi = boxes[-1]
+        if self.layout.store.exists(_last_key(self.targets[-1], final_lo, final_hi)):
+            return TaskResult(skipped_task=True)
+        block, bytes_in = read_box(self.layout, self.source, self.lo, self.hi)
+        mode = self.layout.kind == "segmentation"
+        written = skipped = bytes_out = 0
+        for step, target, (lo, _hi) in zip(self.steps, self.targets, boxes):
+            block = downsample(block, (1, step[2], step[1], step[0]), mode=mode)
+            w, s, n = _write_box(self.layout, target, block, lo)
+            written, skipped, bytes_out = written + w, skipped + s, bytes_out + n
+        return TaskResult(written, skipped, bytes_in, bytes_out)
+
+
+_FRAGMENT = re.compile(r"^(\d+):0:(.+)$")
+
+
+def _crop_mesh(
+    vertices: np.ndarray[Any, Any],
+    faces: np.ndarray[Any, Any],
+    lo: np.ndarray[Any, Any],
+    hi: np.ndarray[Any, Any],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Keep the triangles whose centroid (in voxel units) lies in ``[lo, hi)``; drop free vertices."""
+    centroid = vertices[faces].astype(np.float64).mean(axis=1)
+    keep = np.all((centroid >= lo) & (centroid < hi), axis=1)
+    faces = faces[keep]
+    used = np.unique(faces)
+    remap = np.zeros(len(vertices), dtype=np.uint32)
+    remap[used] = np.arange(len(used), dtype=np.uint32)
+    return vertices[used], remap[faces]
+
+
+@dataclass(frozen=True)
+class MeshForge:
+    """Stage (c): mesh every label of block ``[lo, hi)`` (x, y, z) at ``scale``; write fragments.
+
+    Marching cubes puts a cube between every two neighbouring voxel centres.  This block *owns*
+    the cubes whose centres lie in ``[lo + 1/2, hi + 1/2)`` (voxel units; unbounded at the volume
+    edges), which needs the one voxel past ``hi``.  It reads ``margin`` more voxels on each side so
+    smoothing near the seams sees the same neighbourhood as the neighbouring block, then keeps
+    the owned triangles only: neighbouring fragments meet without caps or overlaps.
+    """
+
+    layout: Layout
+    scale: Scale
+    lo: Triple
+    hi: Triple
+    mesh_dir: str
+    margin: int
+    smooth: int
+
+    @property
+    def marker(self) -> str:
+        return f"{WORK_PREFIX}/done/{self.mesh_dir}/forge/{_bbox_name(self.lo, self.hi)}"
+
+    def run(self) -> TaskResult:
+        from ..mesh import mesh_all
+
+        store = self.layout.store
+        if store.exists(self.marker):
+            return TaskResult(skipped_task=True)
+        size = self.scale.size
+        rlo = tuple(max(0, a - self.margin) for a in self.lo)
+        rhi = tuple(min(n, b + 1 + self.margin) for b, n in zip(self.hi, size))
+        block, bytes_in = read_box(self.layout, self.scale, rlo, rhi)
+        offset = [a + o for a, o in zip(rlo, self.scale.voxel_offset)]
+        meshes = mesh_all(
+            block[0], voxel_size=self.scale.resolution, offset=offset, smooth=self.smooth, threads=1
+        )
+        res = np.asarray(self.scale.resolution, dtype=np.float64)
+        origin = np.asarray(self.scale.voxel_offset, dtype=np.float64)
+        own_lo = np.array([a + 0.5 if a > 0 else -np.inf for a in self.lo]) + origin
+        own_hi = np.array([b + 0.5 if b < n else np.inf for b, n in zip(self.hi, size)]) + origin
+        name = _bbox_name(self.lo, self.hi)
+        written = skipped = bytes_out = 0
+        for label in sorted(meshes):
+            m = meshes[label]
+            if len(m.faces) == 0:
+                continue
+            vertices = np.asarray(m.vertices, dtype=np.float32)
+            v, f = _crop_mesh(vertices, np.asarray(m.faces), own_lo * res, own_hi * res)
+            if len(f) == 0:
+                continue
+            data = (
+                np.uint32(len(v)).astype("<u4").tobytes()
+                + np.ascontiguousarray(v, dtype="<f4").tobytes()
+                + np.ascontiguousarray(f, dtype="<u4").tobytes()
+            )
+            if store.put_if_absent(f"{self.mesh_dir}/{label}:0:{name}", data):
+                written += 1
+                bytes_out += len(data)
+            else:
+                skipped += 1
+        store.put(self.marker, b"")
+        return TaskResult(written, skipped, bytes_in, bytes_out)
+
+
+@dataclass(frozen=True)
+class MeshMerge:
+    """Stage (d): write the legacy manifests ``<id>:0`` of the labels with ``id % parts == part``.
+
+    Each manifest lists that object's fragments (sorted, so the bytes are deterministic); stock
+    Neuroglancer fetches it, then each fragment.
+    """
+
+    layout: Layout
+    mesh_dir: str
+    part: int
+    parts: int
+
+    @property
+    def marker(self) -> str:
+        return f"{WORK_PREFIX}/done/{self.mesh_dir}/merge/{self.part}-of-{self.parts}"
+
+    def run(self) -> TaskResult:
+        store = self.layout.store
+        if store.exists(self.marker):
+            return TaskResult(skipped_task=True)
+        fragments: dict[int, list[str]] = defaultdict(list)
+        for name in store.list(self.mesh_dir):
+            match = _FRAGMENT.match(name)
+            if match and int(match.group(1)) % self.parts == self.part:
+                fragments[int(match.group(1))].append(name)
+        written = skipped = bytes_out = 0
+        for label in sorted(fragments):
+            body = json.dumps({"fragments": sorted(fragments[label])}, separators=(",", ":"))
+            data = body.encode()
+            if store.put_if_absent(f"{self.mesh_dir}/{label}:0", data):
+                written += 1
+                bytes_out += len(data)
+            else:
+                skipped += 1
+        store.put(self.marker, b"")
+        return TaskResult(written, skipped, 0, bytes_out)
