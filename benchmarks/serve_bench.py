@@ -4,8 +4,9 @@
     python benchmarks/serve_bench.py --quick    # 256^3, for a smoke run
     python benchmarks/serve_bench.py --big-gib 8   # also: peak RSS serving an 8 GiB zarr volume
 
-Both servers run in this process; the load comes from a separate client process (aiohttp, at most 16
-connections, bounded in count and time) on 127.0.0.1.  Prints a table and the ratios.
+Both servers run in this process; the load comes from a separate client process on 127.0.0.1, at most
+16 connections, bounded in time: `wrk` (Debian package; a C client, so the client is not the
+bottleneck) when installed, else an aiohttp client.  Prints a table and the ratios.
 """
 
 from __future__ import annotations
@@ -90,7 +91,43 @@ def _client(urls: list[str], out: Any) -> None:
     out.put(asyncio.run(run()))
 
 
-def load(urls: list[str]) -> Load:
+WRK_SCRIPT = r"""
+local paths = {}
+for line in io.lines(os.getenv("NGSHOW_BENCH_PATHS")) do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %f %f\n", summary.requests,
+    e.status + e.connect + e.read + e.write + e.timeout, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def load_wrk(urls: list[str], seconds: float) -> Load:
+    """Cycle through ``urls`` with wrk (2 threads, CONNECTIONS connections) for ``seconds``."""
+    base = re.match(r"^(http://[^/]+)", urls[0]).group(1)  # type: ignore[union-attr]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = Path(tmp, "paths.txt")
+        paths.write_text("\n".join(u[len(base):] for u in urls) + "\n")
+        script = Path(tmp, "paths.lua")
+        script.write_text(WRK_SCRIPT)
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "-s", str(script), base + "/"],
+            capture_output=True, text=True, env={**os.environ, "NGSHOW_BENCH_PATHS": str(paths)}, check=True,
+        ).stdout
+    fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
+    requests, errors, micros, nbytes = (int(v) for v in fields[:4])
+    return Load(requests, errors, micros / 1e6, nbytes, float(fields[4]) / 1e3, float(fields[5]) / 1e3)
+
+
+def load(urls: list[str], seconds: float = 10.0) -> Load:
+    if shutil.which("wrk"):
+        return load_wrk(urls, seconds)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_client, args=(urls, queue))
@@ -222,13 +259,13 @@ def main() -> None:
 
     for label, array in volumes.items():
         kind = "segmentation" if "segmentation" in label else "image"
-        for factor, passes in ((1, 1), (4, 8)):
-            boxes = chunk_boxes(array.shape, factor) * passes
+        for factor in (1, 4):
+            boxes = chunk_boxes(array.shape, factor) * (8 if factor > 1 else 1)  # coarse: repeated, warm
             ours = ngshow.Viewer()
             layer = ours.add(array, kind=kind)
             theirs = neuroglancer.Viewer()
             key = add_reference(theirs, array, kind)
-            scale = f"{factor}x{factor}x{factor}" + (f" x{passes} passes (warm)" if passes > 1 else "")
+            scale = f"{factor}x{factor}x{factor}" + (" (repeated: warm)" if factor > 1 else "")
             rows.append((f"{label} {scale}", "neuroglancer npz", load(reference_urls(theirs, key, boxes, factor))))
             rows.append((f"{label} {scale}", "ngshow raw", load(ngshow_urls(ours, layer, boxes, factor, "raw"))))
             ngshow.stop()

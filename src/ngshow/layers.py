@@ -104,7 +104,7 @@ class Layer:
         jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
-        chunk_cache: ByteLRU[bytes] | None = None,
+        chunk_cache: ByteLRU[encodings.Body] | None = None,
     ) -> None:
         self._viewer: Viewer | None = viewer
         self.name = name
@@ -186,11 +186,13 @@ class Layer:
             entry["shaderControls"] = self.shader_controls
         return entry
 
-    def encoded_chunk(self, encoding: str, factors: list[int], start: list[int], end: list[int]) -> bytes:
+    def encoded_chunk(
+        self, encoding: str, factors: list[int], start: list[int], end: list[int]
+    ) -> encodings.Body:
         """One chunk for the client; arguments in Neuroglancer dimension order (x fastest)."""
         source, cache = self.source, self._cache
 
-        def compute() -> bytes:
+        def compute() -> encodings.Body:
             chunk = source.cut_chunk(factors[::-1], start[::-1], end[::-1])
             return encodings.encode(encoding, chunk, jpeg_quality=self.jpeg_quality)
 

@@ -18,6 +18,7 @@ from . import runtime, screenshots
 from .actions import VIEWS, Actions
 from .annotations import AnnotationKind, annotation_layer
 from .errors import NotFound, ViewerClosed
+from .encodings import Body
 from .layers import Layer, guess_kind
 from .lru import ByteLRU
 from .sources import Kind
@@ -65,7 +66,7 @@ class Viewer:
         self._screenshots: dict[str, Any] = {}
         self._txn_lock = threading.RLock()
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
-        self._chunk_cache: ByteLRU[bytes] = ByteLRU(CHUNK_CACHE_BYTES)
+        self._chunk_cache: ByteLRU[Body] = ByteLRU(CHUNK_CACHE_BYTES)
         self.closed = False
         self._server = runtime.get_server()
         for document in self.documents.values():
