@@ -41,9 +41,14 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-bench: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet ".[bench]"
-	$(BIN)/python benchmarks/mesh_bench.py
+# Side-by-side benchmarks with the peer tools (PyPI neuroglancer, zmesh, igneous); wrk drives the load.
+bench: $(VENV)/.installed $(VENV)/.demo-data
+	$(BIN)/python -m pip install --quiet ".[bench,convert]"
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python benchmarks/serve_bench.py
+	$(BIN)/python benchmarks/mesh_bench.py --size 256 --labels 100
+	$(BIN)/python benchmarks/convert_bench.py --size 512 --workers 2
 
 clean:
 	rm -rf build $(VENV) src/ngshow/static client/node_modules
