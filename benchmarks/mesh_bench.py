@@ -11,7 +11,6 @@ shared volume pages the tool touched).  Prints a table and the ngshow/peer ratio
 from __future__ import annotations
 
 import argparse
-import importlib
 import multiprocessing as mp
 import os
 import resource
@@ -25,12 +24,9 @@ from typing import Any
 
 import numpy as np
 
+import ngshow.mesh as ngmesh
 from ngshow import _native
 from ngshow.sources import ArraySource
-
-# Not "import ngshow.mesh as ngmesh": the package exports the function ngshow.mesh, which shadows
-# the module of the same name for that form of import.
-ngmesh = importlib.import_module("ngshow.mesh")
 
 CACHE = os.path.join(tempfile.gettempdir(), "ngshow-bench")
 
