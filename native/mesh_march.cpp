@@ -6,11 +6,13 @@
 // edge where it leaves it.  Ambiguous faces (two diagonal inside corners) therefore always
 // separate the inside corners, and since both cells sharing a face derive the same segments,
 // meshes are watertight.  Every crossing edge starts exactly one segment and ends exactly one, so
-// the segments chain into closed loops; each loop is fan-triangulated, which orients triangles
-// with outward normals (checked on the one-corner case: x-edge -> y-edge -> z-edge).
+// the segments chain into closed loops; each loop is fan-triangulated (from a vertex none of whose
+// diagonals lies on a cube face, so that only contour segments are shared between cells), which
+// orients triangles with outward normals (checked on the one-corner case: x-edge -> y-edge -> z-edge).
 #include "mesher.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <unordered_map>
@@ -38,6 +40,11 @@ struct CaseTable {
   std::uint8_t ntri[256];
   std::uint8_t tri[256][36];
   CaseTable() {
+    // Bit f set in face_mask[e]: edge e lies on cube face f.
+    int face_mask[12] = {};
+    for (int f = 0; f < 6; ++f)
+      for (int k = 0; k < 4; ++k)
+        face_mask[edge_between(kFaces[f][k], kFaces[f][(k + 1) % 4])] |= 1 << f;
     for (int mask = 0; mask < 256; ++mask) {
       int next[12];
       std::fill(next, next + 12, -1);
@@ -61,10 +68,22 @@ struct CaseTable {
           done[e] = true;
           loop[len++] = e;
         }
+        // Fan from a root none of whose diagonals lies on a cube face: a diagonal on a face
+        // can be made by the neighbouring cell too (when both corners of an ambiguous face are
+        // connected on each side), giving two coincident opposite triangles and edges shared
+        // by four faces.  Every loop of the table has such a root (checked below).
+        int root = -1;
+        for (int r = 0; r < len && root < 0; ++r) {
+          bool ok = true;
+          for (int i = 2; i + 1 < len; ++i)
+            ok &= (face_mask[loop[r]] & face_mask[loop[(r + i) % len]]) == 0;
+          if (ok) root = r;
+        }
+        if (root < 0) std::abort();  // cannot happen (the table is fixed)
         for (int i = 1; i + 1 < len; ++i) {
-          tri[mask][3 * n] = static_cast<std::uint8_t>(loop[0]);
-          tri[mask][3 * n + 1] = static_cast<std::uint8_t>(loop[i]);
-          tri[mask][3 * n + 2] = static_cast<std::uint8_t>(loop[i + 1]);
+          tri[mask][3 * n] = static_cast<std::uint8_t>(loop[root]);
+          tri[mask][3 * n + 1] = static_cast<std::uint8_t>(loop[(root + i) % len]);
+          tri[mask][3 * n + 2] = static_cast<std::uint8_t>(loop[(root + i + 1) % len]);
           ++n;
         }
       }

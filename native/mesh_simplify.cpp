@@ -51,7 +51,7 @@ struct Quadric {
 };
 
 struct Entry {
-  float cost;
+  float cost;  // priority: quadric cost plus a small edge-length tie-break
   std::uint32_t u, v, vu, vv;
   bool operator<(const Entry& o) const { return cost > o.cost; }  // min-heap
 };
@@ -94,6 +94,17 @@ class Simplifier {
       }
     }
     area_eps_ = nf_ ? 1e-6 * area_sum / static_cast<double>(nf_) : 0;
+    // Flat regions give many zero-cost edges; without a tie-break the heap keeps popping the
+    // edges just pushed around the last kept vertex, growing one hub whose collapses then keep
+    // failing the flip test.  Shorter edges first spreads the collapses (the tie-break never
+    // decides whether a collapse is allowed, only its order).
+    double len2 = 0;
+    for (std::size_t f = 0; f < nf_; ++f) {
+      const double* a = &pos_[3 * F_[3 * f]];
+      const double* b = &pos_[3 * F_[3 * f + 1]];
+      len2 += (a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]);
+    }
+    const double mean_len2 = nf_ ? len2 / static_cast<double>(nf_) : 1.0;
     if (opt.lock_box) {
       for (std::size_t v = 0; v < nv_; ++v)
         for (int ax = 0; ax < 3; ++ax) {
@@ -103,6 +114,7 @@ class Simplifier {
         }
     }
     limit_ = opt.max_error * opt.max_error;
+    tie_ = mean_len2 > 0 ? 1e-3 * limit_ / mean_len2 : 0;
   }
 
   void run() {
@@ -116,8 +128,7 @@ class Simplifier {
       const Entry e = heap_.back();
       heap_.pop_back();
       if (dead_v_[e.u] || dead_v_[e.v] || version_[e.u] != e.vu || version_[e.v] != e.vv) continue;
-      if (e.cost > limit_) break;
-      try_collapse(e.u, e.v);
+      try_collapse(e.u, e.v);  // every entry was pushed with a cost within the limit
     }
     compact();
   }
@@ -194,7 +205,10 @@ class Simplifier {
     std::uint32_t keep;
     const double c = plan(u, v, p, keep);
     if (!(c <= limit_)) return;
-    heap_.push_back(Entry{static_cast<float>(c), u, v, version_[u], version_[v]});
+    const double* a = &pos_[3 * u];
+    const double* b = &pos_[3 * v];
+    const double l2 = (a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]);
+    heap_.push_back(Entry{static_cast<float>(c + tie_ * l2), u, v, version_[u], version_[v]});
     std::push_heap(heap_.begin(), heap_.end());
   }
 
@@ -217,7 +231,6 @@ class Simplifier {
     double p[3];
     std::uint32_t keep;
     if (!(plan(u, v, p, keep) <= limit_)) return;
-    const std::uint32_t gone = keep == v ? u : v;
     // Faces shared by u and v, and the link condition.
     ++stamp_;
     if (stamp_ == 0) {
@@ -234,7 +247,6 @@ class Simplifier {
     ++stamp_;
     const std::uint32_t s2 = stamp_;
     int common = 0;
-    bool ok = true;
     for_faces(v, [&](std::uint32_t f) {
       bool has_u = false;
       for (int k = 0; k < 3; ++k) has_u |= F_[3 * f + k] == u;
@@ -264,28 +276,52 @@ class Simplifier {
       for_faces(opp[i], [&](std::uint32_t) { ++val; });
       if (val <= 3) return;
     }
-    // Orientation and degeneracy of the faces that move.
-    auto check = [&](std::uint32_t w) {
-      for_faces(w, [&](std::uint32_t f) {
-        if (!ok || f == shared_f[0] || f == shared_f[1]) return;
-        const std::uint32_t a = F_[3 * f], b = F_[3 * f + 1], c = F_[3 * f + 2];
-        double n0[3], n1[3];
-        normal(a, b, c, nullptr, 0, n0);
-        normal(a, b, c, p, w, n1);
-        const double l0 = std::sqrt(n0[0] * n0[0] + n0[1] * n0[1] + n0[2] * n0[2]);
-        const double l1 = std::sqrt(n1[0] * n1[0] + n1[1] * n1[1] + n1[2] * n1[2]);
-        if (l1 <= area_eps_) {
-          ok = false;
-          return;
-        }
-        const double d = n0[0] * n1[0] + n0[1] * n1[1] + n0[2] * n1[2];
-        if (d < opt_.min_normal_dot * l0 * l1) ok = false;
-      });
+    // Orientation and degeneracy of the faces that move, for the best position and, failing
+    // that, for the endpoints (within the error bound and the box constraints).
+    auto fits = [&](const double* q) {
+      bool ok = true;
+      auto check = [&](std::uint32_t w) {
+        for_faces(w, [&](std::uint32_t f) {
+          if (!ok || f == shared_f[0] || f == shared_f[1]) return;
+          const std::uint32_t a = F_[3 * f], b = F_[3 * f + 1], c = F_[3 * f + 2];
+          double n0[3], n1[3];
+          normal(a, b, c, nullptr, 0, n0);
+          normal(a, b, c, q, w, n1);
+          const double l1 = n1[0] * n1[0] + n1[1] * n1[1] + n1[2] * n1[2];
+          if (l1 <= area_eps_ * area_eps_) {
+            ok = false;
+            return;
+          }
+          const double d = n0[0] * n1[0] + n0[1] * n1[1] + n0[2] * n1[2];
+          const double l0 = n0[0] * n0[0] + n0[1] * n0[1] + n0[2] * n0[2];
+          const double m = opt_.min_normal_dot;  // d < m * |n0| |n1|, without square roots
+          if (m >= 0 ? (d < 0 || d * d < m * m * l0 * l1) : (d < 0 && d * d > m * m * l0 * l1))
+            ok = false;
+        });
+      };
+      check(u);
+      if (ok) check(v);
+      return ok;
     };
-    check(u);
-    if (ok) check(v);
-    if (!ok) return;
+    if (!fits(p)) {
+      bool found = false;
+      for (const std::uint32_t end : {v, u}) {
+        const std::uint32_t other = end == v ? u : v;
+        if ((flags_[other] & ~flags_[end]) != 0) continue;  // would leave a box plane
+        const double* x = &pos_[3 * end];
+        if (x[0] == p[0] && x[1] == p[1] && x[2] == p[2]) continue;  // already tried
+        Quadric q = Q_[u];
+        q += Q_[v];
+        if (!(q.eval(x[0], x[1], x[2]) <= limit_) || !fits(x)) continue;
+        p[0] = x[0]; p[1] = x[1]; p[2] = x[2];
+        keep = end;
+        found = true;
+        break;
+      }
+      if (!found) return;
+    }
     // Apply: kill the two shared faces, move keep to p, hand gone's faces to keep.
+    const std::uint32_t gone = keep == v ? u : v;
     dead_f_[shared_f[0]] = dead_f_[shared_f[1]] = 1;
     std::uint32_t c = head_[gone], tail = kNone;
     while (c != kNone) {
@@ -352,7 +388,7 @@ class Simplifier {
   std::vector<std::uint8_t> dead_v_, dead_f_, flags_;
   std::vector<Entry> heap_;
   std::uint32_t stamp_ = 0;
-  double area_eps_ = 0, limit_ = 0;
+  double area_eps_ = 0, limit_ = 0, tie_ = 0;
 };
 
 }  // namespace

@@ -141,10 +141,13 @@ nb::tuple box_result(const BoxAccumulator& acc) {
 
 template <typename T>
 void bind_for(nb::module_& m, nb::class_<BoxAccumulator>& acc) {
-  m.def("mesh_labels", &mesh_labels<T>, nb::arg("labels"), nb::arg("scale"), nb::arg("origin"),
+  // noconvert: one overload per label dtype, and nanobind's second (converting) overload pass
+  // would otherwise cast e.g. a uint32 volume to uint8 when another argument needs a conversion
+  // (ints for the float box), silently truncating labels.
+  m.def("mesh_labels", &mesh_labels<T>, nb::arg("labels").noconvert(), nb::arg("scale"), nb::arg("origin"),
         nb::arg("target").none(), nb::arg("max_error"), nb::arg("min_normal_dot"),
         nb::arg("box").none(), nb::arg("normals"), nb::arg("threads"), nb::arg("smooth_iterations"));
-  acc.def("add", &box_add<T>, nb::arg("slab"), nb::arg("z0"));
+  acc.def("add", &box_add<T>, nb::arg("slab").noconvert(), nb::arg("z0"));
 }
 
 }  // namespace

@@ -169,6 +169,24 @@ def test_checkerboard_is_watertight() -> None:
         assert m.is_watertight() and m.volume() > 0
 
 
+def test_no_triangle_lies_on_a_cell_face() -> None:
+    """Regression (label 933 of the 512^3 benchmark): both corners of an ambiguous cell face were
+    connected in each of the two cells sharing it, and both fans put a triangle on that face, so
+    two coincident opposite triangles made edges shared by four faces."""
+    labels = np.zeros((6, 6, 6), np.uint8)
+    for z, y, x in [(2, 1, 2), (2, 1, 3), (2, 2, 3), (2, 3, 3), (3, 1, 2), (3, 2, 2), (3, 3, 2), (3, 3, 3)]:
+        labels[z, y, x] = 1
+    for simplify in (False, True):
+        for smooth in (0, 8):
+            check_closed(mesh(labels, 1, simplify=simplify, smooth=smooth))
+    # Random blobs: every label's raw mesh is a closed 2-manifold.
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        noise = rng.integers(0, 3, (10, 11, 12)).astype(np.uint8) * (rng.random((10, 11, 12)) < 0.6)
+        for m in mesh_all(noise, smooth=0).values():
+            assert m.is_watertight() and m.volume() > 0
+
+
 def test_mesh_all_matches_single_meshes_and_simplifies() -> None:
     rng = np.random.default_rng(1)
     seeds = rng.integers(0, 40, (12, 3))
@@ -257,6 +275,29 @@ def test_cross_check_against_zmesh(voxel_size: tuple[float, float, float]) -> No
     assert hs <= max(voxel_size)
 
 
+def test_native_binding_never_narrows_the_label_dtype() -> None:
+    """Regression: with an int ``box`` (or int scale/origin) nanobind's converting overload pass
+    used to pick the uint8 overload and cast a uint32 volume to uint8, so label 300 vanished (the
+    512^3 benchmark's per-object crash) and labels 300 and 44 (= 300 mod 256) merged."""
+    labels = np.zeros((8, 9, 10), np.uint32)
+    labels[1:4, 1:5, 1:6] = 300
+    labels[4:7, 2:6, 3:8] = 44
+    box = (0, 0, 0, 10, 9, 8)  # ints, as a caller may well pass them
+    for err in (0.0, 0.5):
+        (label, v, f, _), = _native.mesh_labels(labels, (1, 1, 1), (0, 0, 0), 300, err, 0.0, box, False, 1, 8)
+        assert label == 300
+        check_closed(Mesh(v, f))
+        assert v.min(axis=0).tolist() >= [1, 1, 1] and v.max(axis=0).tolist() <= [6, 5, 4]
+    everything = _native.mesh_labels(labels, (1, 1, 1), (0, 0, 0), None, 0, 0, box, False, 1, 0)
+    assert [int(t[0]) for t in everything] == [44, 300]
+    acc = _native.BoxAccumulator()
+    acc.add(labels, np.int64(0))  # numpy int z0: must not narrow the slab either
+    ids, _ = acc.result()
+    assert ids.reshape(-1).tolist() == [44, 300]
+    with pytest.raises(TypeError):  # no silent conversion of other dtypes either
+        _native.mesh_labels(labels.astype(np.int32), (1, 1, 1), (0, 0, 0), 300, 0, 0, box, False, 1, 0)
+
+
 # ---- MeshService --------------------------------------------------------------------------------
 
 
@@ -303,6 +344,20 @@ def test_service_fragment_positions_and_404() -> None:
             svc.fragment(source, 0, absent)
     simplified = decode(svc.fragment(source, 0, 4))
     assert len(simplified[1]) < len(decode(svc.fragment(source, 0, 4, simplify=False))[1])
+
+
+def test_service_maps_a_missing_mesh_to_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the mesher ever returns nothing for an object its box scan found, the service answers
+    NotFound (HTTP 404), never an unexpected exception (HTTP 500)."""
+    labels = np.zeros((10, 10, 10), np.uint32)
+    labels[2:5, 2:5, 2:5] = 300
+    source = ArraySource(labels, kind="segmentation")
+    monkeypatch.setattr(_native, "mesh_labels", lambda *args: [])
+    with pytest.raises(NotFound):
+        MeshService().fragment(source, 0, 300)
+    monkeypatch.undo()
+    verts, faces = decode(MeshService().fragment(source, 0, 300))
+    assert len(faces) > 0
 
 
 def test_service_reads_only_the_bounding_box_after_one_scan() -> None:
