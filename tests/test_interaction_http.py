@@ -152,3 +152,20 @@ def test_jupyter_display_embeds_a_working_iframe(viewer: ngshow.Viewer) -> None:
     src = re.search(r'<iframe src="([^"]+)"', html)
     assert src and request(src.group(1)).status == 200
     assert f'href="{viewer.url}"' in html  # a link for front ends that block iframes
+
+
+def test_several_viewers_in_one_process_are_independent() -> None:
+    try:
+        a, b = ngshow.Viewer(), ngshow.Viewer()
+        assert a.token != b.token and base_url(a) == base_url(b)  # one server, two secrets
+        la = a.add(np.zeros((2, 3, 4), np.uint8), name="x")
+        b.add(np.ones((2, 3, 4), np.uint8), name="y")
+        with a.txn() as s:
+            s.layout = "3d"
+        assert b.state.layout == "4panel" and b.state.layer_names() == ["y"]
+        # A's volume is not reachable through B's token.
+        assert request(f"{base_url(a)}/neuroglancer/info/{b.token}.{la.token}").status == 404
+        b.close()
+        assert request(a.url).status == 200 and request(b.url).status == 404
+    finally:
+        ngshow.stop()
