@@ -242,6 +242,24 @@ def big_volume_rss(gib: float, workdir: Path) -> dict[str, float]:
             "chunks": result.chunks}
 
 
+def encode_costs(volumes: dict[str, np.ndarray]) -> None:
+    """Milliseconds to encode one 64^3 chunk per encoding, and its size: why raw is the default."""
+    from ngshow.encodings import encode
+
+    print("\nencode cost per 64^3 chunk (in process, best of 20):")
+    for label, array in volumes.items():
+        chunk = np.ascontiguousarray(array[:CHUNK, :CHUNK, :CHUNK])
+        for encoding in ("raw", "npz", "jpeg"):
+            if encoding == "jpeg" and chunk.dtype != np.uint8:
+                continue
+            times = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                body = encode(encoding, chunk)
+                times.append(time.perf_counter() - t0)
+            print(f"  {label:22} {encoding:5} {min(times) * 1e3:7.2f} ms  {len(body) / 1e3:8.1f} kB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="256^3 volumes instead of 512^3")
@@ -295,6 +313,7 @@ def main() -> None:
     a, b = first_chunk_ms(ours_first), first_chunk_ms(theirs_first)
     print(f"\nfirst chunk after Viewer(): ngshow {a:.1f} ms, neuroglancer {b:.1f} ms")
     print(f"import ngshow: {import_seconds():.3f} s")
+    encode_costs(volumes)
     ngshow.stop()
     if args.big_gib:
         with tempfile.TemporaryDirectory(dir=os.environ.get("NGSHOW_BENCH_TMP")) as tmp:
