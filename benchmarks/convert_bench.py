@@ -1,9 +1,14 @@
 """ngshow convert vs igneous: chunks + pyramid + meshes of the same image and segmentation.
 
-Prints seconds and MB/s (of scale-0 volume) per stage and the ratios igneous / ngshow, then the
-scaling of ngshow from 1 to 2 Dask workers.  A benchmark, not a test: it asserts nothing.
+Prints the end-to-end seconds (best of ``--repeat`` runs; ngshow's from ``plan()`` to the end of
+``run()``, worker start-up included), the split by stage, MB/s (of scale-0 volume) and the ratios
+igneous / ngshow, then the scaling of ngshow from 1 to 2 Dask workers.  Meshes are compared two
+ways: igneous with its default simplification (smaller meshes, extra work) and without (the same
+kind of output as ngshow's, which smooths and does not simplify).  A benchmark, not a test: it
+asserts nothing.  The machine's load average is printed with each figure; run it on an idle
+machine for numbers worth quoting.
 
-    .venv/bin/python benchmarks/convert_bench.py --size 512 --workers 2
+    .venv/bin/python benchmarks/convert_bench.py --size 512 --workers 2 --repeat 3
 
 Needs the ``bench`` extra (``igneous-pipeline``) and the ``convert`` extra (``distributed``).
 """
@@ -11,7 +16,9 @@ Needs the ``bench`` extra (``igneous-pipeline``) and the ``convert`` extra (``di
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ngshow.convert import plan, run
+from ngshow.convert import open_input, plan, run
 
 
 def make_image(n: int) -> np.ndarray[Any, Any]:
@@ -42,32 +49,64 @@ def make_labels(n: int, cell: int = 32) -> np.ndarray[Any, Any]:
     return ids[zi, yi, xi]
 
 
+def load() -> str:
+    return "load %.1f" % os.getloadavg()[0]
+
+
 def timed(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def ngshow_stages(
+def du(path: Path, sub: str = "") -> float:
+    """MB of the files under ``path / sub``."""
+    return sum(f.stat().st_size for f in (path / sub).rglob("*") if f.is_file()) / 1e6
+
+
+def ngshow_once(
     data: Any, dest: Path, *, seg: bool, executor: Any = None, workers: int
 ) -> dict[str, float]:
+    """One conversion; ``total`` is wall time from plan() to the end of run()."""
+    t0 = time.perf_counter()
     p = plan(
         data, dest, kind="segmentation" if seg else "image", voxel_size=(8, 8, 8),
         chunk_size=(64, 64, 64), mesh=seg, mesh_mip=0,
     )
     report = run(p, executor, workers=workers, progress=False)
-    out = {"chunks": 0.0, "pyramid": 0.0, "mesh": 0.0}
+    out = {"chunks": 0.0, "pyramid": 0.0, "mesh": 0.0, "total": time.perf_counter() - t0}
     for s in report.stages:
-        if s.name.startswith("chunks"):
-            out["chunks"] += s.seconds
-        elif s.name.startswith("downsample"):
-            out["pyramid"] += s.seconds
-        else:
-            out["mesh"] += s.seconds
+        # The scale-0 stage also writes the first mip(s) of the pyramid (fused).
+        stage = "chunks" if s.name.startswith("chunks") else (
+            "pyramid" if s.name.startswith("downsample") else "mesh")
+        out[stage] += s.seconds
+    if seg:
+        out["mesh MB"] = du(dest, "mesh")
     return out
 
 
-def igneous_stages(data: np.ndarray[Any, Any], dest: Path, *, seg: bool, workers: int) -> dict[str, float]:
+def best(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the shortest total, with the median total and the spread for reference."""
+    top = dict(min(runs, key=lambda r: r["total"]))
+    totals = [r["total"] for r in runs]
+    top["median"] = statistics.median(totals)
+    top["worst"] = max(totals)
+    top["first"] = totals[0]  # the cold run: starts ngshow's fork server / imports igneous
+    return top
+
+
+def ngshow_stages(data: Any, root: Path, *, seg: bool, workers: int, repeat: int) -> dict[str, float]:
+    runs = []
+    for i in range(repeat):
+        dest = root / f"ng{i}"
+        runs.append(ngshow_once(data, dest, seg=seg, workers=workers))
+        shutil.rmtree(dest)
+    return best(runs)
+
+
+def igneous_once(
+    data: np.ndarray[Any, Any], dest: Path, *, seg: bool, workers: int
+) -> dict[str, float]:
     import igneous.task_creation as tc
     from cloudvolume import CloudVolume
     from taskqueue import LocalTaskQueue
@@ -80,7 +119,7 @@ def igneous_stages(data: np.ndarray[Any, Any], dest: Path, *, seg: bool, workers
         resolution=(8, 8, 8), voxel_offset=(0, 0, 0), chunk_size=(64, 64, 64),
         volume_size=xyz.shape, mesh="mesh" if seg else None,
     )
-    out = {"chunks": 0.0, "pyramid": 0.0, "mesh": 0.0}
+    out = {"chunks": 0.0, "pyramid": 0.0}
 
     def write() -> None:
         vol = CloudVolume(url, info=info, compress=False, parallel=workers, progress=False)
@@ -101,31 +140,70 @@ def igneous_stages(data: np.ndarray[Any, Any], dest: Path, *, seg: bool, workers
     )
     out["pyramid"] = timed(lambda: queue(tasks))
     if seg:
-        def mesh() -> None:
-            queue(tc.create_meshing_tasks(url, mip=0, compress=None, spatial_index=False))
-            queue(tc.create_mesh_manifest_tasks(url, magnitude=2))
+        for variant, simplify in (("mesh", True), ("mesh-nosimp", False)):
+            shutil.rmtree(dest / "mesh", ignore_errors=True)
 
-        out["mesh"] = timed(mesh)
+            def mesh() -> None:
+                queue(tc.create_meshing_tasks(url, mip=0, compress=None, spatial_index=False,
+                                              simplification=simplify))
+                queue(tc.create_mesh_manifest_tasks(url, magnitude=2))
+
+            out[variant] = timed(mesh)
+            out[f"{variant} MB"] = du(dest, "mesh")
+    out["total"] = out["chunks"] + out["pyramid"] + out.get("mesh", 0.0)
+    if seg:
+        out["total-nosimp"] = out["chunks"] + out["pyramid"] + out["mesh-nosimp"]
     return out
 
 
-def dask_scaling(data: np.ndarray[Any, Any], root: Path, workers: int) -> dict[int, float]:
+def igneous_stages(
+    data: np.ndarray[Any, Any], root: Path, *, seg: bool, workers: int, repeat: int
+) -> dict[str, float]:
+    runs = []
+    for i in range(repeat):
+        dest = root / f"ig{i}"
+        runs.append(igneous_once(data, dest, seg=seg, workers=workers))
+        shutil.rmtree(dest)
+    return best(runs)
+
+
+def dask_scaling(
+    data: np.ndarray[Any, Any], root: Path, workers: int, repeat: int
+) -> dict[int, list[float]]:
+    """Seconds of whole conversions (with meshes) on 1 and on ``workers`` Dask workers.
+
+    The input is a ``.npy`` the workers read themselves (on a cluster the input lives in shared
+    storage, not in the driver's memory).  Both clusters are started and warmed up (a small
+    conversion imports the task code and the codecs in every worker) before any timing, and the
+    timed runs alternate between them, so drifting load from other jobs hits both alike.
+    """
+    from contextlib import ExitStack
+
     from distributed import Client, LocalCluster
 
-    from ngshow.convert import open_input
-
-    # On a cluster the input lives in shared storage, not in the driver's memory: workers read
-    # their regions from a .npy file instead of receiving them through the scheduler.
     np.save(root / "labels.npy", data)
     source = open_input(str(root / "labels.npy"))
-    times = {}
-    for n in sorted({1, workers}):
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            dest = root / f"dask{n}"
-            times[n] = sum(ngshow_stages(source, dest, seg=True, executor=client.get_executor(pure=False),
-                                         workers=n).values())
-            shutil.rmtree(dest)
+    warm = np.ascontiguousarray(data[:128, :128, :128])
+    times: dict[int, list[float]] = {}
+    with ExitStack() as stack:
+        executors = {}
+        for n in sorted({1, workers}):
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=":0"))
+            client = stack.enter_context(Client(cluster))
+            client.wait_for_workers(n)
+            executors[n] = client.get_executor(pure=False)
+            ngshow_once(warm, root / f"warm{n}", seg=True, executor=executors[n], workers=n)
+            shutil.rmtree(root / f"warm{n}")
+            times[n] = []
+        for i in range(repeat):
+            for n, ex in executors.items():
+                dest = root / f"dask{n}-{i}"
+                t = ngshow_once(source, dest, seg=True, executor=ex, workers=n)["total"]
+                times[n].append(t)
+                print(f"  dask {n} worker(s) run {i + 1}: {t:.2f} s ({load()})", flush=True)
+                shutil.rmtree(dest)
     return times
 
 
@@ -133,41 +211,59 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512, help="edge of the cubic volumes (default 512)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (best is shown)")
+    ap.add_argument("--seg-igneous-repeat", type=int, default=1,
+                    help="igneous runs on the segmentation (each takes minutes; default 1)")
     ap.add_argument("--skip-igneous", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--only", choices=("image", "segmentation"), default=None)
     args = ap.parse_args()
     n = args.size
-    volumes = {"image": make_image(n), "segmentation": make_labels(n)}
+    volumes = {"image": make_image, "segmentation": make_labels}
     root = Path(tempfile.mkdtemp(prefix="ngshow-convert-bench-"))
     try:
-        for name, data in volumes.items():
+        for name, make in volumes.items():
+            if args.only and name != args.only:
+                continue
+            data = make(n)
             seg = name == "segmentation"
             mb = data.nbytes / 1e6
-            print(f"\n{name}: {n}^3 {data.dtype} ({mb:.0f} MB), {args.workers} workers")
-            ng = ngshow_stages(data, root / f"ng-{name}", seg=seg, workers=args.workers)
-            ig = None if args.skip_igneous else igneous_stages(data, root / f"ig-{name}", seg=seg,
-                                                                workers=args.workers)
-            print(f"{'stage':10} {'ngshow s':>9} {'MB/s':>7} {'igneous s':>10} {'MB/s':>7} {'ratio':>6}")
-            for stage in ("chunks", "pyramid", "mesh"):
-                if stage == "mesh" and not seg:
-                    continue
-                a = ng[stage]
-                line = f"{stage:10} {a:9.2f} {mb / a:7.1f}"
+            print(f"\n{name}: {n}^3 {data.dtype} ({mb:.0f} MB), {args.workers} workers, "
+                  f"best of {args.repeat} ({load()})", flush=True)
+            ng = ngshow_stages(data, root, seg=seg, workers=args.workers, repeat=args.repeat)
+            print(f"  ngshow totals: best {ng['total']:.2f} median {ng['median']:.2f} "
+                  f"worst {ng['worst']:.2f} first {ng['first']:.2f} ({load()})", flush=True)
+            ig = None
+            if not args.skip_igneous:
+                ig = igneous_stages(data, root, seg=seg, workers=args.workers,
+                                    repeat=args.seg_igneous_repeat if seg else args.repeat)
+                print(f"  igneous totals: best {ig['total']:.2f} median {ig['median']:.2f} "
+                      f"worst {ig['worst']:.2f} first {ig['first']:.2f} ({load()})", flush=True)
+            print(f"{'stage':14} {'ngshow s':>9} {'MB/s':>7} {'igneous s':>10} {'MB/s':>7} {'ratio':>6}")
+            rows = [("chunks", "chunks"), ("pyramid", "pyramid")]
+            if seg:
+                rows += [("mesh", "mesh"), ("mesh", "mesh-nosimp")]
+            rows += [("total", "total")] + ([("total", "total-nosimp")] if seg else [])
+            for ours, theirs in rows:
+                a = ng[ours]
+                line = f"{theirs:14} {a:9.2f} {mb / a:7.1f}"
                 if ig is not None:
-                    b = ig[stage]
+                    b = ig[theirs]
                     line += f" {b:10.2f} {mb / b:7.1f} {b / a:6.2f}"
                 print(line)
-            total = sum(ng.values())
-            line = f"{'total':10} {total:9.2f} {mb / total:7.1f}"
-            if ig is not None:
-                t_ig = sum(ig.values())
-                line += f" {t_ig:10.2f} {mb / t_ig:7.1f} {t_ig / total:6.2f}"
-            print(line)
-        if not args.skip_dask and args.workers > 1:
-            times = dask_scaling(volumes["segmentation"], root, args.workers)
-            print(f"\nDask scaling (segmentation, all stages): "
-                  + ", ".join(f"{k} worker(s) {v:.2f} s" for k, v in times.items())
-                  + f"; speed-up {times[1] / times[args.workers]:.2f}x on {args.workers}")
+            if seg:
+                sizes = f"mesh output: ngshow {ng['mesh MB']:.0f} MB"
+                if ig is not None:
+                    sizes += (f", igneous {ig['mesh MB']:.1f} MB simplified, "
+                              f"{ig['mesh-nosimp MB']:.0f} MB not")
+                print(sizes)
+        if not args.skip_dask and args.workers > 1 and args.only != "image":
+            print(f"\nDask scaling (segmentation, all stages, .npy input, {load()})", flush=True)
+            times = dask_scaling(make_labels(n), root, args.workers, args.repeat)
+            b1, bn = min(times[1]), min(times[args.workers])
+            m1, mn = statistics.median(times[1]), statistics.median(times[args.workers])
+            print(f"1 worker best {b1:.2f} s median {m1:.2f} s; {args.workers} workers best {bn:.2f} s "
+                  f"median {mn:.2f} s; speed-up {b1 / bn:.2f}x best, {m1 / mn:.2f}x median")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -155,6 +155,45 @@ def test_rerun_skips_everything_and_changes_nothing(tmp_path: Path, pool: Execut
     assert tree(tmp_path / "s") == before
 
 
+def test_fused_mips_and_spilled_input_change_no_byte(tmp_path: Path, pool: Executor) -> None:
+    """Scale-0 tasks that also write the first mips, reading a spilled copy of the input, write
+    exactly what separate stages reading pickled regions write."""
+    cases = {
+        "seg": (label_volume(), dict(kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16)),
+        "img": (image_volume(), dict(voxel_size=(4, 4, 40), chunk_size=(16, 16, 8))),
+    }
+    for name, (vol, opts) in cases.items():
+        fused = plan(vol, tmp_path / f"{name}-fused", min_tasks=2, **opts)  # type: ignore[arg-type]
+        first = fused.stages[0].tasks[0]
+        assert first.targets, fused.describe()  # type: ignore[attr-defined]
+        plain = plan(vol, tmp_path / f"{name}-plain", min_tasks=2, fuse=False, **opts)  # type: ignore[arg-type]
+        assert not plain.stages[0].tasks[0].targets  # type: ignore[attr-defined]
+        run(fused, pool, progress=False)  # a process pool: the input is spilled
+        run(plain, pool, progress=False, spill=False)
+        assert tree(tmp_path / f"{name}-fused") == tree(tmp_path / f"{name}-plain")
+        assert len(tree(tmp_path / f"{name}-fused")) > 20
+
+
+def test_spill_folder_is_removed_and_stale_ones_too(tmp_path: Path, pool: Executor) -> None:
+    import subprocess
+    import sys
+
+    from ngshow.convert.inputs import SPILL_PREFIX
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = tmp_path / "spill"
+    stale = root / f"{SPILL_PREFIX}{dead.pid}-abc"
+    stale.mkdir(parents=True)
+    (stale / "0.npy").write_bytes(b"left by a killed run")
+    vol = image_volume()
+    run(plan(vol, tmp_path / "a", chunk_size=32), pool, progress=False, spill=root)
+    with ThreadPoolExecutor(1) as ex:
+        run(plan(vol, tmp_path / "b", chunk_size=32), ex, progress=False)
+    assert list(root.iterdir()) == []
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
 def test_a_different_dataset_is_not_overwritten(tmp_path: Path) -> None:
     with ThreadPoolExecutor(2) as ex:
         run(plan(np.zeros((8, 8, 8), np.uint8), tmp_path / "d", chunk_size=8), ex, progress=False)

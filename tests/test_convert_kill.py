@@ -50,7 +50,8 @@ SCRIPT = textwrap.dedent(
     if __name__ == "__main__":
         out, delay = sys.argv[1], float(sys.argv[2])
         p = plan(SlowArray(volume(), delay), out, kind="segmentation", voxel_size=(8, 8, 8),
-                 chunk_size=16, mesh=True, memory_budget=1 << 20)
+                 chunk_size=16, mesh=True, memory_budget=1 << 20, min_tasks=2)
+        assert p.stages[0].tasks[0].targets  # scale-0 tasks write the first mip too
         run(p, workers=2, progress=False)
     """
 )

@@ -14,15 +14,17 @@ import glob
 import mmap
 import os
 import pickle
+import shutil
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidArray
 
-__all__ = ["H5Array", "MemmapArray", "Region", "TiffStack", "open_input", "region_of"]
+__all__ = ["H5Array", "MemmapArray", "Region", "Spill", "TiffStack", "open_input", "region_of"]
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,17 @@ class MemmapArray:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def __getitem__(self, box: Any) -> np.ndarray[Any, Any]:
+    def map(self) -> np.ndarray[Any, Any]:
+        """The file mapped read-only (as a plain ndarray view of the map)."""
         order: Any = self.order
         mm = np.memmap(
             self.filename, dtype=np.dtype(self.dtype), mode="r", shape=self.shape,
             offset=self.offset, order=order,
         )
-        return np.array(mm[box])
+        return np.asarray(mm)
+
+    def __getitem__(self, box: Any) -> np.ndarray[Any, Any]:
+        return np.array(self.map()[box])
 
     @classmethod
     def from_memmap(cls, mm: np.memmap[Any, Any]) -> MemmapArray:
@@ -120,15 +126,33 @@ class Region:
     lead: int
     dtype: str
 
-    def read(self) -> np.ndarray[Any, Any]:
-        part = self.data[self.box]
+    def __reduce__(self) -> tuple[Any, ...]:
+        # An in-memory array travels as just this region (a pickled view copies only its
+        # elements); the driver keeps the whole array, so it can spill it once for local workers.
+        if isinstance(self.data, np.ndarray) and not isinstance(self.data, np.memmap):
+            whole = tuple(slice(None) for _ in self.box)
+            return (Region, (self.data[self.box], whole, self.lead, self.dtype))
+        return (Region, (self.data, self.box, self.lead, self.dtype))
+
+    @property
+    def in_memory(self) -> bool:
+        """True if this region is part of an in-memory NumPy array (see :func:`spill`)."""
+        return isinstance(self.data, np.ndarray) and not isinstance(self.data, np.memmap)
+
+    def read(self, *, contiguous: bool = True) -> np.ndarray[Any, Any]:
+        """The region as a ``(c, z, y, x)`` array; without ``contiguous`` it may be a strided
+        view (of the in-memory array, or of a map of the file), which saves a copy of callers
+        that copy it chunk by chunk anyway."""
+        data = self.data.map() if isinstance(self.data, MemmapArray) else self.data
+        part = data[self.box]
         compute = getattr(part, "compute", None)
         if callable(compute) and not isinstance(part, np.ndarray):
             part = compute()
         arr = np.asarray(part)
         if arr.dtype != np.dtype(self.dtype):
             arr = arr.astype(self.dtype)
-        return np.ascontiguousarray(arr.reshape((1,) * self.lead + arr.shape))
+        arr = arr.reshape((1,) * self.lead + arr.shape)
+        return np.ascontiguousarray(arr) if contiguous else arr
 
 
 def _portable(data: Any) -> Any:
@@ -153,14 +177,96 @@ def region_of(data: Any, box: tuple[slice, ...], *, lead: int, dtype: np.dtype[A
     """
     portable = _portable(data)
     if isinstance(portable, np.ndarray):
-        # A view: pickles as just this region.
-        return Region(portable[box], tuple(slice(None) for _ in box), lead, np.dtype(dtype).str)
+        # Pickles as just this region (see Region.__reduce__).
+        return Region(portable, box, lead, np.dtype(dtype).str)
     if type(portable).__module__.startswith("dask"):
         from dask.base import optimize
 
         (part,) = optimize(portable[box])  # type: ignore[no-untyped-call]
         return Region(part, tuple(slice(None) for _ in box), lead, np.dtype(dtype).str)
     return Region(portable, box, lead, np.dtype(dtype).str)
+
+
+SPILL_PREFIX = "ngshow-spill-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_spills(root: str) -> None:
+    """Remove spill folders whose driver process has died (a run killed before cleaning up)."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(SPILL_PREFIX):
+            continue
+        pid = name[len(SPILL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+class Spill:
+    """In-memory input arrays written once to ``.npy`` files that worker processes map.
+
+    Without it every task pickles its region of the array through the executor: the driver
+    copies, the pipe copies, the worker copies.  With it the driver writes each array once (to
+    ``/dev/shm`` when it has room, so to memory) and tasks carry a file name.  Only for workers
+    that share the driver's file system: a local process pool, or ``directory`` on shared storage.
+    The folder is removed by :meth:`close`, or by the next spill if the driver was killed.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self._root = os.fspath(directory) if directory is not None else None
+        self._path: str | None = None
+        self._done: dict[int, tuple[np.ndarray[Any, Any], MemmapArray]] = {}
+
+    def _folder(self, nbytes: int) -> str:
+        if self._path is None:
+            root = self._root
+            if root is None:
+                root = tempfile.gettempdir()
+                shm = "/dev/shm"
+                if os.path.isdir(shm) and os.access(shm, os.W_OK):
+                    try:
+                        # Leave tmpfs at least half free: it is the machine's memory.
+                        if shutil.disk_usage(shm).free > 2 * nbytes:
+                            root = shm
+                    except OSError:
+                        pass
+            _remove_stale_spills(root)
+            self._path = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=root)
+        return self._path
+
+    def region(self, region: Region) -> Region:
+        """``region``, reading from the spilled copy of its array if it is an in-memory one."""
+        if not region.in_memory:
+            return region
+        array: np.ndarray[Any, Any] = region.data
+        hit = self._done.get(id(array))
+        if hit is None:
+            if array.dtype.hasobject:
+                return region
+            name = os.path.join(self._folder(array.nbytes), f"{len(self._done)}.npy")
+            np.save(name, array, allow_pickle=False)
+            # Keep the array referenced so its id() is not reused while this spill lives.
+            hit = (array, MemmapArray.from_memmap(np.load(name, mmap_mode="r")))
+            self._done[id(array)] = hit
+        return replace(region, data=hit[1])
+
+    def close(self) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
+            self._path = None
+        self._done.clear()
 
 
 def check_picklable(data: Any) -> None:

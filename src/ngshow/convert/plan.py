@@ -178,6 +178,7 @@ def plan(
     jpeg_quality: int = 85,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     min_tasks: int = MIN_TASKS,
+    fuse: bool = True,
 ) -> Plan:
     """Plan the conversion of ``source`` into a precomputed dataset at ``dest``.
 
@@ -207,6 +208,11 @@ def plan(
         Scale index to mesh at, or ``"auto"``: the finest scale within 2x of isotropic.
     memory_budget
         Bytes one task may hold; sets how many mips one downsampling task computes.
+    min_tasks
+        Split each stage into at least this many tasks where the volume allows.
+    fuse
+        Compute the first mips in the scale-0 tasks, from the blocks they have read, where the
+        budget and ``min_tasks`` allow (the output is the same either way).
 
     Returns
     -------
@@ -291,20 +297,34 @@ def plan(
     voxel_bytes = dtype.itemsize * channels
     stages: list[Stage] = []
 
-    # (a) scale 0, read from the source in chunk-aligned blocks.
-    block = _grow_block(chunk, size, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
+    # (a) scale 0, read from the source in chunk-aligned blocks, and the first ``fused`` mips
+    # computed from those blocks in memory (so scale 0 is not read back), as many as keep the
+    # blocks within the budget and the stage split into enough tasks.
+    fused = 0
+    unit: Sequence[int] = chunk
+    while fuse and fused < len(steps):
+        factor = [math.prod(s[a] for s in steps[: fused + 1]) for a in range(3)]
+        trial = [c_ * f for c_, f in zip(chunk, factor)]
+        held = math.prod(min(b, n) for b, n in zip(trial, size)) * voxel_bytes * 3
+        if held > memory_budget or len(_tile(size, trial)) < 2 * min_tasks:
+            break
+        fused, unit = fused + 1, trial
+    block = _grow_block(unit, size, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
     lead = 4 - len(data.shape)
+    targets = tuple(scales[1 : 1 + fused])
+    group = tuple(steps[:fused])
     tasks: list[Task] = []
     for lo, hi in _tile(size, block):
         box = [slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0])]
         if src.rank == 4:
             box.insert(0, slice(0, channels))
         data_box = tuple(box[len(box) - len(data.shape) :])
-        tasks.append(WriteChunks(layout, scales[0], lo, hi, region_of(data, data_box, lead=lead, dtype=dtype)))
-    stages.append(Stage(f"chunks {scales[0].key}", tuple(tasks)))
+        region = region_of(data, data_box, lead=lead, dtype=dtype)
+        tasks.append(WriteChunks(layout, scales[0], lo, hi, region, targets, group))
+    stages.append(Stage(", ".join(f"chunks {s.key}" for s in scales[: 1 + fused]), tuple(tasks)))
 
     # (b) pyramid: groups of mips, each task reading one block of the group's first scale.
-    i = 0
+    i = fused
     while i < len(steps):
         k_best = 1
         for k in range(1, len(steps) - i + 1):

@@ -13,13 +13,15 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ConvertError
+from .inputs import Region, Spill
 from .plan import Plan, Stage
 from .storage import Store
-from .tasks import TaskResult, execute
+from .tasks import Task, TaskResult, execute
 
 __all__ = ["RunReport", "StageReport", "run", "default_executor"]
 
@@ -66,9 +68,23 @@ def default_executor(workers: int | None = None) -> ProcessPoolExecutor:
     workers come from a clean server process instead.
     """
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context(method)
-    )
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # Workers fork from a server that has imported the task code (NumPy, the codecs, the
+        # mesher) already, so each starts in milliseconds.  No effect once the server runs.
+        context.set_forkserver_preload(_PRELOAD)
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context)
+
+
+#: Modules the fork server imports before forking workers (missing ones are skipped).
+_PRELOAD = [
+    "__main__",
+    "numpy",
+    "compressed_segmentation",
+    "ngshow.convert.tasks",
+    "ngshow.sources",
+    "ngshow.mesh",
+]
 
 
 def _width(executor: Executor) -> int:
@@ -106,11 +122,16 @@ def _write_documents(plan: Plan, store: Store) -> None:
 
 
 def _run_stage(
-    stage: Stage, executor: Executor, limit: int, progress: bool, report: StageReport
+    stage: Stage,
+    executor: Executor,
+    limit: int,
+    progress: bool,
+    report: StageReport,
+    prepare: Callable[[Task], Task] | None = None,
 ) -> None:
     from tqdm.auto import tqdm
 
-    tasks = iter(stage.tasks)
+    tasks = iter(stage.tasks if prepare is None else map(prepare, stage.tasks))
     pending: set[Future[TaskResult]] = set()
     with tqdm(total=len(stage), desc=stage.name, unit="task", disable=not progress, leave=True) as bar:
         exhausted = False
@@ -137,6 +158,16 @@ def _run_stage(
             bar.update(len(done))
 
 
+def _spilling(spiller: Spill) -> Callable[[Task], Task]:
+    def prepare(task: Task) -> Task:
+        region = getattr(task, "region", None)
+        if isinstance(region, Region) and region.in_memory:
+            return replace(task, region=spiller.region(region))  # type: ignore[type-var]
+        return task
+
+    return prepare
+
+
 def run(
     plan: Plan,
     executor: Executor | None = None,
@@ -144,6 +175,7 @@ def run(
     progress: bool = True,
     workers: int | None = None,
     max_in_flight: int | None = None,
+    spill: bool | str | os.PathLike[str] | None = None,
 ) -> RunReport:
     """Execute ``plan``: write the documents, then each stage's tasks on ``executor``.
 
@@ -158,6 +190,12 @@ def run(
         Show one tqdm bar per stage (on this, the driver, process only).
     max_in_flight
         Tasks submitted at once (default: twice the executor's width).
+    spill
+        Write in-memory NumPy inputs once to a ``.npy`` file that workers map, instead of
+        pickling each task's region to them: a folder for it (shared storage for a cluster), True
+        (a temporary folder, in ``/dev/shm`` when it has room), or False.  Default: True for
+        process pools, False otherwise (a Dask cluster's workers may not see this machine's
+        files).  The output is the same either way.
 
     Rerunning a plan (after a crash, a kill, or to completion) skips every finished output and
     produces the same bytes as an uninterrupted run.
@@ -173,11 +211,17 @@ def run(
     pool: Executor = default_executor(workers) if executor is None else executor
     limit = max_in_flight or 2 * _width(pool)
     report = RunReport(plan.dest)
+    if spill is None:
+        spill = isinstance(pool, ProcessPoolExecutor)
+    spiller: Spill | None = None
+    if spill is not False:
+        spiller = Spill(None if spill is True else spill)
+    prepare = None if spiller is None else _spilling(spiller)
     try:
         for stage in plan.stages:
             sr = StageReport(stage.name, len(stage))
             t0 = time.perf_counter()
-            _run_stage(stage, pool, limit, progress, sr)
+            _run_stage(stage, pool, limit, progress, sr, prepare)
             sr.seconds = time.perf_counter() - t0
             report.stages.append(sr)
             log.info(
@@ -187,5 +231,7 @@ def run(
     finally:
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
+        if spiller is not None:
+            spiller.close()
     store.clear_temporary()
     return report

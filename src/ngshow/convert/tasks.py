@@ -124,24 +124,71 @@ def _bbox_name(lo: Sequence[int], hi: Sequence[int]) -> str:
     return "_".join(f"{a}-{b}" for a, b in zip(lo, hi))
 
 
+def _mip_boxes(
+    lo: Triple, hi: Triple, steps: Sequence[Triple], targets: Sequence[Scale]
+) -> list[tuple[Triple, Triple]]:
+    """The box ``[lo, hi)`` of the source scale, downsampled by each step in turn."""
+    boxes = []
+    for step, target in zip(steps, targets):
+        lo = tuple(a // f for a, f in zip(lo, step))  # type: ignore[assignment]
+        hi = tuple(min(-(-b // f), n) for b, f, n in zip(hi, step, target.size))  # type: ignore[assignment]
+        boxes.append((lo, hi))
+    return boxes
+
+
+def _write_mips(
+    layout: Layout,
+    block: np.ndarray[Any, Any],
+    steps: Sequence[Triple],
+    targets: Sequence[Scale],
+    boxes: Sequence[tuple[Triple, Triple]],
+) -> tuple[int, int, int]:
+    """Downsample ``block`` by each step and write the chunks of each target scale."""
+    from ..sources import downsample
+
+    mode = layout.kind == "segmentation"
+    written = skipped = nbytes = 0
+    block = np.ascontiguousarray(block)
+    for step, target, (lo, _hi) in zip(steps, targets, boxes):
+        block = downsample(block, (1, step[2], step[1], step[0]), mode=mode)
+        w, s, n = _write_box(layout, target, block, lo)
+        written, skipped, nbytes = written + w, skipped + s, nbytes + n
+    return written, skipped, nbytes
+
+
 @dataclass(frozen=True)
 class WriteChunks:
-    """Stage (a): read a chunk-aligned block ``[lo, hi)`` of the input and write scale-0 chunks."""
+    """Stage (a): read a chunk-aligned block ``[lo, hi)`` of the input and write scale-0 chunks.
+
+    With ``targets`` it then downsamples the block in memory and writes those mips too (the
+    first mips of the pyramid, fused into this stage so that scale 0 is not read back); the
+    block is then aligned to every target's chunk grid, as a :class:`Downsample` block is.
+    """
 
     layout: Layout
     scale: Scale
     lo: Triple
     hi: Triple
     region: Region
+    targets: tuple[Scale, ...] = ()
+    steps: tuple[Triple, ...] = ()
 
     def run(self) -> TaskResult:
-        if self.layout.store.exists(_last_key(self.scale, self.lo, self.hi)):
+        boxes = _mip_boxes(self.lo, self.hi, self.steps, self.targets)
+        last = (
+            _last_key(self.targets[-1], *boxes[-1]) if boxes
+            else _last_key(self.scale, self.lo, self.hi)
+        )
+        if self.layout.store.exists(last):
             return TaskResult(skipped_task=True)
-        block = self.region.read()
+        block = self.region.read(contiguous=False)
         expected = (self.layout.channels, *(b - a for a, b in zip(reversed(self.lo), reversed(self.hi))))
         if block.shape != expected:
             raise ValueError(f"input region has shape {block.shape}, expected {expected}")
         w, s, n = _write_box(self.layout, self.scale, block, self.lo)
+        if self.targets:
+            w2, s2, n2 = _write_mips(self.layout, block, self.steps, self.targets, boxes)
+            w, s, n = w + w2, s + s2, n + n2
         return TaskResult(w, s, block.nbytes, n)
 
 
@@ -160,29 +207,12 @@ class Downsample:
     lo: Triple
     hi: Triple
 
-    def _boxes(self) -> list[tuple[Triple, Triple]]:
-        boxes = []
-        lo, hi = self.lo, self.hi
-        for step, target in zip(self.steps, self.targets):
-            lo = tuple(a // f for a, f in zip(lo, step))  # type: ignore[assignment]
-            hi = tuple(min(-(-b // f), n) for b, f, n in zip(hi, step, target.size))  # type: ignore[assignment]
-            boxes.append((lo, hi))
-        return boxes
-
     def run(self) -> TaskResult:
-        from ..sources import downsample
-
-        boxes = self._boxes()
-        final_lo, final_hi = boxes[-1]
-        if self.layout.store.exists(_last_key(self.targets[-1], final_lo, final_hi)):
+        boxes = _mip_boxes(self.lo, self.hi, self.steps, self.targets)
+        if self.layout.store.exists(_last_key(self.targets[-1], *boxes[-1])):
             return TaskResult(skipped_task=True)
         block, bytes_in = read_box(self.layout, self.source, self.lo, self.hi)
-        mode = self.layout.kind == "segmentation"
-        written = skipped = bytes_out = 0
-        for step, target, (lo, _hi) in zip(self.steps, self.targets, boxes):
-            block = downsample(block, (1, step[2], step[1], step[0]), mode=mode)
-            w, s, n = _write_box(self.layout, target, block, lo)
-            written, skipped, bytes_out = written + w, skipped + s, bytes_out + n
+        written, skipped, bytes_out = _write_mips(self.layout, block, self.steps, self.targets, boxes)
         return TaskResult(written, skipped, bytes_in, bytes_out)
 
 
@@ -195,13 +225,28 @@ def _crop_mesh(
     lo: np.ndarray[Any, Any],
     hi: np.ndarray[Any, Any],
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Keep the triangles whose centroid (in voxel units) lies in ``[lo, hi)``; drop free vertices."""
-    centroid = vertices[faces].astype(np.float64).mean(axis=1)
-    keep = np.all((centroid >= lo) & (centroid < hi), axis=1)
-    faces = faces[keep]
-    used = np.unique(faces)
-    remap = np.zeros(len(vertices), dtype=np.uint32)
-    remap[used] = np.arange(len(used), dtype=np.uint32)
+    """Keep the triangles whose centroid lies in ``[lo, hi)``; drop free vertices.
+
+    The centroid (float64 mean of float32 corners) lies between its corners' extremes, so a
+    triangle with every corner inside is kept, and one with every corner past the same face of
+    the box is dropped, without computing it; only the others (straddling a face) need it.
+    """
+    # One bit per face of the box a vertex lies past (Cohen-Sutherland outcodes).
+    code = np.zeros(len(vertices), dtype=np.uint8)
+    for axis in range(3):
+        code |= (vertices[:, axis] < lo[axis]).view(np.uint8) << np.uint8(axis)
+        code |= (vertices[:, axis] >= hi[axis]).view(np.uint8) << np.uint8(axis + 3)
+    a, b, c = code[faces[:, 0]], code[faces[:, 1]], code[faces[:, 2]]
+    keep = (a | b | c) == 0
+    edge = np.flatnonzero(~keep & ((a & b & c) == 0))
+    if len(edge):
+        centroid = vertices[faces[edge]].astype(np.float64).mean(axis=1)
+        keep[edge] = np.all((centroid >= lo) & (centroid < hi), axis=1)
+    if not keep.all():
+        faces = faces[keep]
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces] = True
+    remap = np.cumsum(used, dtype=np.uint32) - np.uint32(1)
     return vertices[used], remap[faces]
 
 
