@@ -94,44 +94,60 @@ struct CaseTable {
 
 const CaseTable kTable;
 
-// Collects the meshes of all labels met so far.
+// The meshes of one z-slab of cell layers, and what merging slabs needs.
+template <typename L>
+struct Slab {
+  std::vector<Mesh> meshes;  // first-seen order
+  std::unordered_map<L, std::size_t> index;
+  // Per mesh: the vertices it took over from the slab below (on its lowest lattice plane; they
+  // come first), as the code of their edge slot: (y-edge ? 1 << 31 : 0) | (cell * 2 + slot).
+  std::vector<std::vector<std::uint32_t>> seam;
+  // Vertex index of each x- / y-edge slot of the slab's top plane (for the slab above).
+  std::vector<std::uint32_t> top_x, top_y;
+};
+
+// Collects the meshes of all labels met so far in a slab.
 template <typename L>
 class Builders {
  public:
-  Mesh& get(L label) {
-    if (last_ != nullptr && last_label_ == label) return *last_;
-    auto it = index_.find(label);
+  explicit Builders(Slab<L>& out) : out_(out) {}
+  std::size_t get(L label) {
+    // A small direct-mapped cache in front of the hash map: cells alternate between a few labels.
+    Line& line = cache_[(static_cast<std::uint64_t>(label) * 0x9E3779B97F4A7C15ull) >> 58];
+    if (line.used && line.label == label) return line.index;
+    auto it = out_.index.find(label);
     std::size_t i;
-    if (it == index_.end()) {
-      i = meshes_.size();
-      index_.emplace(label, i);
-      meshes_.emplace_back();
-      meshes_.back().label = label;
+    if (it == out_.index.end()) {
+      i = out_.meshes.size();
+      out_.index.emplace(label, i);
+      out_.meshes.emplace_back();
+      out_.meshes.back().label = label;
+      out_.seam.emplace_back();
     } else {
       i = it->second;
     }
-    last_label_ = label;
-    last_ = &meshes_[i];
-    return *last_;
+    line = Line{label, i, true};
+    return i;
   }
-  std::vector<Mesh> take() {
-    last_ = nullptr;
-    return std::move(meshes_);
-  }
-  void reserve(std::size_t n) { meshes_.reserve(n); }
 
  private:
-  std::unordered_map<L, std::size_t> index_;
-  std::vector<Mesh> meshes_;  // reserved up front: pointers stay valid (see march_planes)
-  L last_label_{};
-  Mesh* last_ = nullptr;
+  struct Line {
+    L label{};
+    std::size_t index = 0;
+    bool used = false;
+  };
+  Slab<L>& out_;
+  Line cache_[64];
 };
 
-// The plane filler writes interior voxel values of plane z (0 <= z < nz) into a padded
-// (ny + 2) x (nx + 2) buffer whose border stays 0.
+// Marching cubes over cell layers [z0, z1) (layer pz lies between padded planes pz and pz+1;
+// padded plane p is voxel plane p - 1, planes 0 and nz + 1 are background).  The loader writes
+// the interior voxel values of voxel plane z (0 <= z < nz) into a padded (ny + 2) x (nx + 2)
+// buffer whose border stays 0.  A slab that does not start at layer 0 first creates the vertices
+// of its lowest plane (made by the slab below too; merge() welds them).
 template <typename P, typename Fill>
-std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx,
-                               const Frame& fr, Fill&& fill) {
+void march_slab(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx, std::ptrdiff_t z0,
+                std::ptrdiff_t z1, const Frame& fr, Fill& fill, Slab<P>& out) {
   const std::ptrdiff_t W = nx + 2, H = ny + 2;
   std::vector<P> planes[2] = {std::vector<P>(W * H, P{0}), std::vector<P>(W * H, P{0})};
   // Vertex index of each lattice edge, two slots (label of the lower / upper end).
@@ -141,28 +157,79 @@ std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdif
                                       std::vector<std::uint32_t>(W * H * 2)};
   std::vector<std::uint32_t> ze(W * H * 2);
   std::vector<std::uint8_t> col(W + 8), mixed(W + 8, 0);
-
-  // Builders with stable addresses: an unordered_map of label -> mesh index into a deque-like
-  // vector; pointers are refreshed via get() for each label switch, so vector growth is fine.
-  Builders<P> builders;
+  Builders<P> builders(out);
+  std::vector<Mesh>& meshes = out.meshes;
 
   const float sx = static_cast<float>(fr.scale[0]), sy = static_cast<float>(fr.scale[1]),
               sz = static_cast<float>(fr.scale[2]);
   const float ox = static_cast<float>(fr.origin[0]), oy = static_cast<float>(fr.origin[1]),
               oz = static_cast<float>(fr.origin[2]);
+  auto load = [&](std::ptrdiff_t p, P* dst) {
+    if (p >= 1 && p <= nz)
+      fill(p - 1, dst);
+    else
+      std::fill(dst, dst + W * H, P{0});
+  };
+  auto add_vertex = [](Mesh& m, float x, float y, float z, bool border, std::uint8_t ax) {
+    const auto n = static_cast<std::uint32_t>(m.vertices.size() / 3);
+    m.vertices.insert(m.vertices.end(), {x, y, z});
+    m.axis.push_back(border ? 3 : ax);
+    return n;
+  };
 
-  // Plane index p (padded, 0..nz+1) lives in planes[p & 1].
-  if (nz > 0) fill(0, planes[1].data());  // padded plane 1 = voxel plane 0
-  for (std::ptrdiff_t pz = 0; pz <= nz; ++pz) {  // cell layer between padded planes pz, pz+1
+  // Padded plane p lives in planes[p & 1], its edges in xe[p & 1] and ye[p & 1].
+  load(z0, planes[z0 & 1].data());
+  if (z0 > 0) {
+    // Vertices of the lowest plane: x-edges (rows 1..ny) and y-edges (columns 1..nx).
+    const P* pl = planes[z0 & 1].data();
+    std::uint32_t* xl = xe[z0 & 1].data();
+    std::uint32_t* yl = ye[z0 & 1].data();
+    const float zh = (static_cast<float>(z0 - 1) + 0.5f) * sz + oz;
+    for (std::ptrdiff_t r = 1; r <= ny; ++r) {
+      const float yh = (static_cast<float>(r - 1) + 0.5f) * sy + oy;
+      for (std::ptrdiff_t px = 0; px <= nx; ++px) {
+        const std::ptrdiff_t o = r * W + px;
+        const P a = pl[o], b = pl[o + 1];
+        if (a == b) continue;
+        const float x = static_cast<float>(px) * sx + ox;
+        const bool border = px == 0 || px == nx;
+        if (a != 0) {
+          const std::size_t i = builders.get(a);
+          xl[o * 2] = add_vertex(meshes[i], x, yh, zh, border, 0);
+          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2));
+        }
+        if (b != 0) {
+          const std::size_t i = builders.get(b);
+          xl[o * 2 + 1] = add_vertex(meshes[i], x, yh, zh, border, 0);
+          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2 + 1));
+        }
+      }
+    }
+    for (std::ptrdiff_t py = 0; py <= ny; ++py) {
+      const float yc = static_cast<float>(py) * sy + oy;
+      const bool border = py == 0 || py == ny;
+      for (std::ptrdiff_t c = 1; c <= nx; ++c) {
+        const std::ptrdiff_t o = py * W + c;
+        const P a = pl[o], b = pl[o + W];
+        if (a == b) continue;
+        const float x = (static_cast<float>(c - 1) + 0.5f) * sx + ox;
+        if (a != 0) {
+          const std::size_t i = builders.get(a);
+          yl[o * 2] = add_vertex(meshes[i], x, yc, zh, border, 1);
+          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2) | (1u << 31));
+        }
+        if (b != 0) {
+          const std::size_t i = builders.get(b);
+          yl[o * 2 + 1] = add_vertex(meshes[i], x, yc, zh, border, 1);
+          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2 + 1) | (1u << 31));
+        }
+      }
+    }
+  }
+  for (std::ptrdiff_t pz = z0; pz < z1; ++pz) {  // cell layer between padded planes pz, pz+1
     const P* lower = planes[pz & 1].data();
     P* upper = planes[(pz + 1) & 1].data();
-    if (pz >= 1) {
-      // Refill the buffer that held plane pz-1 with plane pz+1.
-      if (pz + 1 <= nz)
-        fill(pz, upper);
-      else
-        std::fill(upper, upper + W * H, P{0});
-    }
+    load(pz + 1, upper);
     std::uint32_t* xl = xe[pz & 1].data();
     std::uint32_t* xu = xe[(pz + 1) & 1].data();
     std::uint32_t* yl = ye[pz & 1].data();
@@ -204,28 +271,23 @@ std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdif
           if (seen) continue;
           unsigned mask = 0;
           for (int j = 0; j < 8; ++j) mask |= static_cast<unsigned>(c[j] == lab) << j;
-          Mesh& m = builders.get(lab);
-          auto add_vertex = [&m](float x, float y, float z, bool border, std::uint8_t ax) {
-            const auto n = static_cast<std::uint32_t>(m.vertices.size() / 3);
-            m.vertices.push_back(x);
-            m.vertices.push_back(y);
-            m.vertices.push_back(z);
-            m.axis.push_back(border ? 3 : ax);
-            return n;
-          };
+          Mesh& m = meshes[builders.get(lab)];
           // Vertices on the three edges this cell owns (first cell to touch them).
           const std::ptrdiff_t o = rowoff + px;
           if (((mask >> 6) ^ (mask >> 7)) & 1)  // edge 3: x-edge at dy=1, dz=1
             xu[(o + W) * 2 + ((mask >> 6) & 1 ? 0 : 1)] =
-                add_vertex(static_cast<float>(px) * sx + ox, yh, zh, px == 0 || px == nx, 0);
+                add_vertex(m, static_cast<float>(px) * sx + ox, yh, zh, px == 0 || px == nx, 0);
           if (((mask >> 5) ^ (mask >> 7)) & 1)  // edge 7: y-edge at dx=1, dz=1
-            yu[(o + 1) * 2 + ((mask >> 5) & 1 ? 0 : 1)] =
-                add_vertex((static_cast<float>(px) + 0.5f) * sx + ox, yc, zh, py == 0 || py == ny, 1);
+            yu[(o + 1) * 2 + ((mask >> 5) & 1 ? 0 : 1)] = add_vertex(
+                m, (static_cast<float>(px) + 0.5f) * sx + ox, yc, zh, py == 0 || py == ny, 1);
           if (((mask >> 3) ^ (mask >> 7)) & 1)  // edge 11: z-edge at dx=1, dy=1
-            zz[(o + W + 1) * 2 + ((mask >> 3) & 1 ? 0 : 1)] =
-                add_vertex((static_cast<float>(px) + 0.5f) * sx + ox, yh, zc, pz == 0 || pz == nz, 2);
+            zz[(o + W + 1) * 2 + ((mask >> 3) & 1 ? 0 : 1)] = add_vertex(
+                m, (static_cast<float>(px) + 0.5f) * sx + ox, yh, zc, pz == 0 || pz == nz, 2);
           const std::uint8_t* t = kTable.tri[mask];
           const int nt = kTable.ntri[mask];
+          const std::size_t f0 = m.faces.size();
+          m.faces.resize(f0 + 3 * static_cast<std::size_t>(nt));
+          std::uint32_t* fo = m.faces.data() + f0;
           for (int k = 0; k < 3 * nt; ++k) {
             const int e = t[k];
             const int slot = ((mask >> kEdgeA[e]) & 1) ? 0 : 1;
@@ -244,19 +306,103 @@ std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdif
               case 10: v = zz[(o + W) * 2 + slot]; break;
               default: v = zz[(o + W + 1) * 2 + slot]; break;
             }
-            m.faces.push_back(v);
+            fo[k] = v;
           }
         }
       }
     }
   }
-  return builders.take();
+  out.top_x = std::move(xe[z1 & 1]);
+  out.top_y = std::move(ye[z1 & 1]);
+}
+
+// One label's mesh from the slabs: vertices and faces concatenated in slab order (exactly the
+// single-slab output), vertices a slab took over from the one below replaced by the originals.
+template <typename L>
+Mesh merge(std::vector<Slab<L>>& slabs, L label) {
+  Mesh out;
+  out.label = label;
+  std::size_t nv = 0, nf = 0;
+  std::vector<std::ptrdiff_t> local(slabs.size(), -1);
+  for (std::size_t k = 0; k < slabs.size(); ++k) {
+    auto it = slabs[k].index.find(label);
+    if (it == slabs[k].index.end()) continue;
+    local[k] = static_cast<std::ptrdiff_t>(it->second);
+    const Mesh& m = slabs[k].meshes[it->second];
+    nv += m.axis.size() - slabs[k].seam[it->second].size();
+    nf += m.faces.size();
+  }
+  out.vertices.reserve(3 * nv);
+  out.axis.reserve(nv);
+  out.faces.reserve(nf);
+  std::vector<std::uint32_t> remap;
+  std::uint32_t base = 0, prev_base = 0;  // first own vertex of this slab / of the slab below
+  std::size_t prev_skip = 0;
+  for (std::size_t k = 0; k < slabs.size(); ++k) {
+    if (local[k] < 0) continue;
+    Mesh& m = slabs[k].meshes[local[k]];
+    const std::vector<std::uint32_t>& seam = slabs[k].seam[local[k]];
+    const std::size_t skip = seam.size();
+    remap.resize(skip);
+    if (skip > 0) {
+      // Seam vertices exist only if this label crosses the plane, so the slab below has it.
+      if (k == 0 || local[k - 1] < 0) std::abort();
+      const Slab<L>& below = slabs[k - 1];
+      for (std::size_t j = 0; j < skip; ++j) {
+        const std::uint32_t code = seam[j];
+        const std::uint32_t v = (code >> 31) ? below.top_y[code & 0x7fffffffu] : below.top_x[code];
+        remap[j] = prev_base + (v - static_cast<std::uint32_t>(prev_skip));
+      }
+    }
+    out.vertices.insert(out.vertices.end(), m.vertices.begin() + 3 * skip, m.vertices.end());
+    out.axis.insert(out.axis.end(), m.axis.begin() + skip, m.axis.end());
+    const std::uint32_t shift = base - static_cast<std::uint32_t>(skip);
+    const std::size_t f0 = out.faces.size();
+    out.faces.resize(f0 + m.faces.size());
+    std::uint32_t* fo = out.faces.data() + f0;
+    const std::uint32_t* fi = m.faces.data();
+    for (std::size_t i = 0, n = m.faces.size(); i < n; ++i) {
+      const std::uint32_t v = fi[i];
+      fo[i] = v < skip ? remap[v] : v + shift;
+    }
+    std::vector<float>().swap(m.vertices);  // free as we go
+    std::vector<std::uint32_t>().swap(m.faces);
+    std::vector<std::uint8_t>().swap(m.axis);
+    prev_base = base;
+    prev_skip = skip;
+    base = static_cast<std::uint32_t>(out.axis.size());
+  }
+  return out;
+}
+
+template <typename P, typename Fill>
+std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx,
+                               const Frame& fr, Fill&& fill, int threads) {
+  // Slabs of at least 16 cell layers, a few per thread (dynamic scheduling evens out load).
+  const std::ptrdiff_t layers = nz + 1;
+  std::ptrdiff_t nslabs = threads <= 1 ? 1 : std::min<std::ptrdiff_t>(2 * threads, layers / 16);
+  nslabs = std::max<std::ptrdiff_t>(1, nslabs);
+  std::vector<Slab<P>> slabs(static_cast<std::size_t>(nslabs));
+  parallel_for(slabs.size(), threads, [&](std::size_t k) {
+    const std::ptrdiff_t a = layers * static_cast<std::ptrdiff_t>(k) / nslabs;
+    const std::ptrdiff_t b = layers * static_cast<std::ptrdiff_t>(k + 1) / nslabs;
+    march_slab<P>(nz, ny, nx, a, b, fr, fill, slabs[k]);
+  });
+  if (nslabs == 1) return std::move(slabs[0].meshes);
+  std::vector<P> labels;
+  for (const auto& s : slabs)
+    for (const auto& m : s.meshes) labels.push_back(static_cast<P>(m.label));
+  std::sort(labels.begin(), labels.end());
+  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  std::vector<Mesh> out(labels.size());
+  parallel_for(labels.size(), threads, [&](std::size_t i) { out[i] = merge(slabs, labels[i]); });
+  return out;
 }
 
 }  // namespace
 
 template <typename T>
-std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* target) {
+std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* target, int threads) {
   static_assert(std::is_unsigned_v<T>, "labels are unsigned");
   const std::ptrdiff_t nz = vol.shape[0], ny = vol.shape[1], nx = vol.shape[2];
   const std::ptrdiff_t W = nx + 2;
@@ -275,7 +421,7 @@ std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* targ
           for (std::ptrdiff_t x = 0; x < nx; ++x) d[x] = src[x * s2] == want;
       }
     };
-    auto meshes = march_planes<std::uint8_t>(nz, ny, nx, frame, fill);
+    auto meshes = march_planes<std::uint8_t>(nz, ny, nx, frame, fill, threads);
     for (auto& m : meshes) m.label = want;
     return meshes;
   }
@@ -290,12 +436,12 @@ std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* targ
         for (std::ptrdiff_t x = 0; x < nx; ++x) d[x] = src[x * s2];
     }
   };
-  return march_planes<T>(nz, ny, nx, frame, fill);
+  return march_planes<T>(nz, ny, nx, frame, fill, threads);
 }
 
-template std::vector<Mesh> march(const Volume3<std::uint8_t>&, const Frame&, const std::uint8_t*);
-template std::vector<Mesh> march(const Volume3<std::uint16_t>&, const Frame&, const std::uint16_t*);
-template std::vector<Mesh> march(const Volume3<std::uint32_t>&, const Frame&, const std::uint32_t*);
-template std::vector<Mesh> march(const Volume3<std::uint64_t>&, const Frame&, const std::uint64_t*);
+template std::vector<Mesh> march(const Volume3<std::uint8_t>&, const Frame&, const std::uint8_t*, int);
+template std::vector<Mesh> march(const Volume3<std::uint16_t>&, const Frame&, const std::uint16_t*, int);
+template std::vector<Mesh> march(const Volume3<std::uint32_t>&, const Frame&, const std::uint32_t*, int);
+template std::vector<Mesh> march(const Volume3<std::uint64_t>&, const Frame&, const std::uint64_t*, int);
 
 }  // namespace ngshow::mesher

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace ngshow::mesher {
@@ -51,9 +52,60 @@ struct Quadric {
 };
 
 struct Entry {
-  float cost;  // priority: quadric cost plus a small edge-length tie-break
-  std::uint32_t u, v, vu, vv;
-  bool operator<(const Entry& o) const { return cost > o.cost; }  // min-heap
+  std::uint32_t u, v, vu, vv;  // edge and the endpoints' versions when it was queued
+};
+
+// Monotone priority queue on a logarithmic scale: costs relative to the limit fall into buckets of
+// 1/8 octave (the float's exponent and top three mantissa bits), first in first out within a
+// bucket.  Pops are O(1) instead of a binary heap's cache-missing sift-downs; the order only
+// differs from exact cost order among costs within 9 % of each other.
+class BucketQueue {
+ public:
+  static constexpr int kOctaves = 48;  // relative costs 2^-44 .. 2^4
+  static constexpr int kBuckets = kOctaves * 8 + 2;
+  void reset(double limit) {
+    scale_ = limit > 0 ? 1.0 / limit : 0.0;
+    for (auto& b : buckets_) b.items.clear(), b.head = 0;
+    cur_ = kBuckets;
+    size_ = 0;
+  }
+  void push(double cost, const Entry& e) {
+    const int b = bucket(cost);
+    buckets_[b].items.push_back(e);
+    cur_ = std::min(cur_, b);
+    ++size_;
+  }
+  bool pop(Entry& e) {
+    if (size_ == 0) return false;
+    while (buckets_[cur_].head == buckets_[cur_].items.size()) {
+      buckets_[cur_].items.clear();
+      buckets_[cur_].head = 0;
+      ++cur_;
+    }
+    Bucket& b = buckets_[cur_];
+    e = b.items[b.head++];
+    --size_;
+    return true;
+  }
+
+ private:
+  int bucket(double cost) const {
+    const float r = static_cast<float>(cost * scale_);
+    if (!(r > 0x1p-44f)) return 0;
+    if (!(r < 0x1p4f)) return kBuckets - 1;
+    std::uint32_t bits;
+    std::memcpy(&bits, &r, 4);
+    // Exponent of 2^-44 is 127 - 44 = 83.
+    return 1 + static_cast<int>((bits >> 20) - (83u << 3));
+  }
+  struct Bucket {
+    std::vector<Entry> items;
+    std::size_t head = 0;
+  };
+  Bucket buckets_[kBuckets];
+  int cur_ = kBuckets;
+  std::size_t size_ = 0;
+  double scale_ = 0;
 };
 
 constexpr std::uint32_t kNone = 0xffffffffu;
@@ -114,6 +166,7 @@ class Simplifier {
         }
     }
     limit_ = opt.max_error * opt.max_error;
+    queue_.reset(limit_);
     tie_ = mean_len2 > 0 ? 1e-3 * limit_ / mean_len2 : 0;
   }
 
@@ -123,10 +176,8 @@ class Simplifier {
         const std::uint32_t a = F_[3 * f + k], b = F_[3 * f + (k + 1) % 3];
         if (a < b) push(a, b);
       }
-    while (!heap_.empty()) {
-      std::pop_heap(heap_.begin(), heap_.end());
-      const Entry e = heap_.back();
-      heap_.pop_back();
+    Entry e;
+    while (queue_.pop(e)) {
       if (dead_v_[e.u] || dead_v_[e.v] || version_[e.u] != e.vu || version_[e.v] != e.vv) continue;
       try_collapse(e.u, e.v);  // every entry was pushed with a cost within the limit
     }
@@ -208,8 +259,7 @@ class Simplifier {
     const double* a = &pos_[3 * u];
     const double* b = &pos_[3 * v];
     const double l2 = (a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]);
-    heap_.push_back(Entry{static_cast<float>(c + tie_ * l2), u, v, version_[u], version_[v]});
-    std::push_heap(heap_.begin(), heap_.end());
+    queue_.push(c + tie_ * l2, Entry{u, v, version_[u], version_[v]});
   }
 
   // Alive faces around v, pruning dead corners from its list.
@@ -386,7 +436,7 @@ class Simplifier {
   std::vector<Quadric> Q_;
   std::vector<std::uint32_t> version_, head_, next_, mark_;
   std::vector<std::uint8_t> dead_v_, dead_f_, flags_;
-  std::vector<Entry> heap_;
+  BucketQueue queue_;
   std::uint32_t stamp_ = 0;
   double area_eps_ = 0, limit_ = 0, tie_ = 0;
 };
@@ -402,37 +452,71 @@ void simplify(Mesh& mesh, const SimplifyOptions& opt) {
 void smooth(Mesh& m, const Frame& frame, int iterations, double limit) {
   const std::size_t nv = m.vertices.size() / 3;
   if (iterations <= 0 || nv == 0 || m.axis.size() != nv) return;
-  std::vector<float> lo(nv), hi(nv), sum(nv);
-  std::vector<std::uint32_t> cnt(nv, 0);
+  // Each movable vertex v keeps one coordinate q[v] (along its lattice edge).  In a closed
+  // manifold the half-edges a -> b of the faces visit every neighbour b of a exactly once, so the
+  // neighbours' mean along a's axis is (constant part + sum of q over neighbours on the same axis)
+  // / valence: neighbours on other axes (or on the box) never move along a's axis.
+  const std::uint8_t* axis = m.axis.data();
+  float* p = m.vertices.data();
+  std::vector<std::uint32_t> id(nv, kNone);
+  std::uint32_t nm = 0;
+  for (std::size_t v = 0; v < nv; ++v)
+    if (axis[v] < 3) id[v] = nm++;
+  if (nm == 0) return;
+  std::vector<float> q(nm), lo(nm), hi(nm), fixed(nm, 0.0f), inv(nm);
+  std::vector<std::uint32_t> start(nm + 1, 0), valence(nm, 0);
   for (std::size_t v = 0; v < nv; ++v) {
-    const int ax = m.axis[v];
-    if (ax > 2) continue;
-    const float mid = m.vertices[3 * v + ax];
+    if (id[v] == kNone) continue;
+    const std::uint32_t i = id[v];
+    const int ax = axis[v];
+    q[i] = p[3 * v + ax];
     const float d = static_cast<float>(limit * frame.scale[ax]);
-    lo[v] = mid - d;
-    hi[v] = mid + d;
+    lo[i] = q[i] - d;
+    hi[i] = q[i] + d;
   }
   const std::uint32_t* f = m.faces.data();
-  const std::size_t nidx = m.faces.size();
-  for (std::size_t i = 0; i < nidx; ++i) ++cnt[f[i]];  // each neighbour is met twice per vertex
-  float* p = m.vertices.data();
-  const std::uint8_t* axis = m.axis.data();
-  for (int it = 0; it < iterations; ++it) {
-    std::fill(sum.begin(), sum.end(), 0.0f);
-    for (std::size_t i = 0; i < nidx; i += 3) {
-      const std::uint32_t a = f[i], b = f[i + 1], c = f[i + 2];
-      const int xa = axis[a] & 3, xb = axis[b] & 3, xc = axis[c] & 3;
-      if (xa < 3) sum[a] += p[3 * b + xa] + p[3 * c + xa];
-      if (xb < 3) sum[b] += p[3 * a + xb] + p[3 * c + xb];
-      if (xc < 3) sum[c] += p[3 * a + xc] + p[3 * b + xc];
+  const std::size_t nidx = m.faces.size() - m.faces.size() % 3;
+  // Pass 1: valences, constant parts and the number of same-axis neighbours.
+  for (std::size_t i = 0; i < nidx; i += 3)
+    for (int k = 0; k < 3; ++k) {
+      const std::uint32_t a = f[i + k], b = f[i + (k + 1) % 3];
+      const std::uint32_t ia = id[a];
+      if (ia == kNone) continue;
+      ++valence[ia];
+      if (axis[b] == axis[a])
+        ++start[ia + 1];
+      else
+        fixed[ia] += p[3 * b + axis[a]];
     }
-    for (std::size_t v = 0; v < nv; ++v) {
-      const int ax = axis[v];
-      if (ax > 2) continue;
-      const float t = sum[v] / static_cast<float>(2 * cnt[v]);
-      p[3 * v + ax] = std::min(hi[v], std::max(lo[v], t));
-    }
+  for (std::uint32_t i = 0; i < nm; ++i) {
+    start[i + 1] += start[i];
+    inv[i] = valence[i] ? 1.0f / static_cast<float>(valence[i]) : 0.0f;
   }
+  std::vector<std::uint32_t> link(start[nm]);
+  {
+    std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
+    for (std::size_t i = 0; i < nidx; i += 3)
+      for (int k = 0; k < 3; ++k) {
+        const std::uint32_t a = f[i + k], b = f[i + (k + 1) % 3];
+        const std::uint32_t ia = id[a];
+        if (ia != kNone && axis[b] == axis[a]) link[fill[ia]++] = id[b];
+      }
+  }
+  std::vector<float> next(nm);
+  for (int it = 0; it < iterations; ++it) {
+    for (std::uint32_t i = 0; i < nm; ++i) {
+      if (valence[i] == 0) {
+        next[i] = q[i];
+        continue;
+      }
+      float s = fixed[i];
+      for (std::uint32_t j = start[i]; j < start[i + 1]; ++j) s += q[link[j]];
+      next[i] = std::min(hi[i], std::max(lo[i], s * inv[i]));
+    }
+    q.swap(next);
+  }
+  for (std::size_t v = 0; v < nv; ++v)
+    if (id[v] != kNone) p[3 * v + axis[v]] = q[id[v]];
 }
 
 std::vector<float> vertex_normals(const Mesh& m) {

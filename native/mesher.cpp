@@ -7,13 +7,8 @@
 #include <nanobind/stl/optional.h>
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <functional>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -44,29 +39,6 @@ nb::object to_numpy(std::vector<V>&& data, std::size_t cols) {
   return nb::cast(nb::ndarray<nb::numpy, V, nb::ndim<2>>(heap->data(), 2, shape, owner));
 }
 
-void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& fn) {
-  threads = std::max(1, std::min<int>(threads, static_cast<int>(n)));
-  if (threads == 1) {
-    for (std::size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<std::size_t> next{0};
-  std::vector<std::thread> pool;
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      try {
-        for (std::size_t i; (i = next.fetch_add(1)) < n;) fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        error = std::current_exception();
-      }
-    });
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
-
 template <typename T>
 nb::list mesh_labels(Labels<T> labels, std::array<double, 3> scale, std::array<double, 3> origin,
                      std::optional<std::uint64_t> target, double max_error,
@@ -84,7 +56,7 @@ nb::list mesh_labels(Labels<T> labels, std::array<double, 3> scale, std::array<d
   {
     nb::gil_scoped_release release;
     Frame frame{scale, origin};
-    meshes = march(vol, frame, target ? &want : nullptr);
+    meshes = march(vol, frame, target ? &want : nullptr, threads);
     std::sort(meshes.begin(), meshes.end(),
               [](const Mesh& a, const Mesh& b) { return a.label < b.label; });
     SimplifyOptions opt;

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace ngshow::mesher {
@@ -51,9 +52,15 @@ struct SimplifyOptions {
   std::array<double, 6> box{0, 0, 0, 0, 0, 0};
 };
 
-// Mesh every nonzero label (target == nullptr) or one label.  Labels are unsigned.
+// Mesh every nonzero label (target == nullptr) or one label.  Labels are unsigned.  With
+// threads > 1 the volume is marched in z-slabs in parallel and the slabs' meshes are welded; the
+// output is the same as with one thread (vertex and face order included).
 template <typename T>
-std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* target);
+std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* target, int threads = 1);
+
+// Run fn(0) ... fn(n - 1) on up to `threads` threads (dynamic scheduling); rethrows the first
+// exception.
+void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& fn);
 
 // Constrained smoothing: each vertex moves only along its lattice edge, towards the mean of its
 // neighbours, and stays within +-limit voxels of the edge midpoint (limit < 0.5, so the mesh never

@@ -201,6 +201,28 @@ def test_mesh_all_matches_single_meshes_and_simplifies() -> None:
         assert canonical(m) == canonical(mesh(labels, label, voxel_size=(2, 2, 3), simplify=True))
 
 
+def test_parallel_slabs_give_the_single_thread_mesh_exactly() -> None:
+    """Marching in z-slabs on several threads welds the slabs' seams: vertex and face arrays are
+    identical to the single-threaded ones (so simplification gives the same result too)."""
+    rng = np.random.default_rng(7)
+    seeds = rng.integers(0, 64, (30, 3))
+    z, y, x = np.indices((70, 40, 36))
+    d = np.stack([(z - s[0]) ** 2 + (y - s[1]) ** 2 + (x - s[2]) ** 2 for s in seeds])
+    labels = (np.argmin(d, axis=0) + 1).astype(np.uint16)
+    labels[rng.random(labels.shape) < 0.02] = 0  # ragged seams, holes
+    labels[:, :, :2] = 0
+    for smooth, simplify in ((0, False), (8, True)):
+        one = mesh_all(labels, smooth=smooth, simplify=simplify, threads=1)
+        for threads in (2, 3, 8):
+            many = mesh_all(labels, smooth=smooth, simplify=simplify, threads=threads)
+            assert list(many) == list(one)
+            for label, m in many.items():
+                np.testing.assert_array_equal(m.vertices, one[label].vertices)
+                np.testing.assert_array_equal(m.faces, one[label].faces)
+    for m in mesh_all(labels, smooth=0, threads=4).values():
+        check_closed(m)
+
+
 def test_offset_and_normals() -> None:
     labels = ball(5, (1, 1, 1))
     a = mesh(labels, 1, voxel_size=(2, 3, 4))

@@ -341,8 +341,9 @@ def mesh_all(
 ) -> dict[int, Mesh]:
     """Meshes of every nonzero label, in one marching pass: ``{label: Mesh}`` sorted by label.
 
-    Smoothing and simplification run per label on ``threads`` threads (default: all cores).
-    Arrays that are not NumPy are read whole.
+    Marching runs in z-slabs on ``threads`` threads (default: all cores), the slabs' meshes are
+    welded into exactly the single-threaded result; smoothing and simplification run per label on
+    the same threads.  Arrays that are not NumPy are read whole.
     """
     shape = _require_3d(labels)
     vs = _triple(voxel_size, "voxel_size")
