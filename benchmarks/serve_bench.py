@@ -285,7 +285,8 @@ def main() -> None:
             key = add_reference(theirs, array, kind)
             scale = f"{factor}x{factor}x{factor}" + (" (repeated: warm)" if factor > 1 else "")
             rows.append((f"{label} {scale}", "neuroglancer npz", load(reference_urls(theirs, key, boxes, factor))))
-            rows.append((f"{label} {scale}", "ngshow raw", load(ngshow_urls(ours, layer, boxes, factor, "raw"))))
+            urls = ngshow_urls(ours, layer, boxes, factor, layer.encoding)  # its default for this kind
+            rows.append((f"{label} {scale}", f"ngshow {layer.encoding}", load(urls)))
             ngshow.stop()
             neuroglancer.stop()
 

@@ -59,7 +59,9 @@ def test_info_fields(viewer: ngshow.Viewer) -> None:
     assert list(info["coordinateSpace"]) == ["x", "y", "z", "c^"] and info["shape"] == [7, 6, 5, 3]
     seg = viewer.add(np.zeros((5, 6, 7), np.uint64))
     assert seg.kind == "segmentation" and seg.kind_guessed
-    assert request(f"{base_url(viewer)}/neuroglancer/info/{seg.key}").json()["volumeType"] == "segmentation"
+    seg_info = request(f"{base_url(viewer)}/neuroglancer/info/{seg.key}").json()
+    assert seg_info["volumeType"] == "segmentation"
+    assert seg_info["encoding"] == "npz"  # labels compress well and fast; images go raw
 
 
 @pytest.mark.parametrize("encoding", ["raw", "npz"])

@@ -7,11 +7,11 @@ dimensions in the reverse order (``x, y, z[, c]``), so those bytes are already "
 from __future__ import annotations
 
 import io
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from isal import isal_zlib
 
 from .errors import InvalidRequest
 
@@ -41,7 +41,7 @@ def npy_header(shape: tuple[int, ...], dtype: np.dtype[Any]) -> bytes:
 def encode_npz(chunk: np.ndarray[Any, Any]) -> Body:
     """A zlib stream wrapping a ``.npy`` file whose shape is in Neuroglancer order (x fastest)."""
     header = npy_header(tuple(reversed(chunk.shape)), chunk.dtype)
-    compressor = zlib.compressobj(1)
+    compressor = isal_zlib.compressobj(1)  # Intel ISA-L: a zlib stream, 5-8x faster than zlib
     return compressor.compress(header) + compressor.compress(encode_raw(chunk)) + compressor.flush()
 
 

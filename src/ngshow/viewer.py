@@ -116,7 +116,7 @@ class Viewer:
         volume_type: Kind | None = None,
         voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
         offset: Sequence[float] = (0.0, 0.0, 0.0),
-        encoding: str = "raw",
+        encoding: str = "auto",
         jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
@@ -139,8 +139,9 @@ class Viewer:
         offset
             Position of voxel ``(0, 0, 0)`` in voxels, ``(x, y, z)``.
         encoding
-            Chunk encoding on the wire: ``"raw"`` (default, fastest on loopback), ``"npz"`` (zlib), or
-            ``"jpeg"`` (uint8 images with 1 or 3 channels; lossy, at ``jpeg_quality``, for remote use).
+            Chunk encoding on the wire: ``"raw"``, ``"npz"`` (zlib) or ``"jpeg"`` (uint8 images with 1
+            or 3 channels; lossy, at ``jpeg_quality``, for remote use).  ``"auto"`` picks what is
+            fastest on loopback: npz for segmentations, raw for images.
         shader
             A Neuroglancer shader (images); default grey, or RGB for 2-3 channels.
         max_downsampling
