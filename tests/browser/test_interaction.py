@@ -14,7 +14,7 @@ from PIL import Image
 import ngshow
 
 from .conftest import BrowserPage
-from .test_render import EXPECTED, SHAPE, bright, centre_view, scene
+from .test_render import EXPECTED, SHAPE, bright, show_scene
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +22,7 @@ PIXELS_PER_VOXEL = 800 / (1.6 * SHAPE[2])
 
 
 def screen_point(page: BrowserPage, voxel_x: float, voxel_y: float) -> tuple[float, float]:
-    """Page coordinates of a voxel in the xy view set up by centre_view."""
+    """Page coordinates of a voxel in the xy view set up by show_scene."""
     box = page.panel_box()
     x = box["x"] + box["width"] / 2 + (voxel_x - SHAPE[2] / 2) * PIXELS_PER_VOXEL
     y = box["y"] + box["height"] / 2 + (voxel_y - SHAPE[1] / 2) * PIXELS_PER_VOXEL
@@ -30,10 +30,7 @@ def screen_point(page: BrowserPage, voxel_x: float, voxel_y: float) -> tuple[flo
 
 
 def test_key_binding_sends_voxel_coordinates_and_values(page: BrowserPage, viewer: ngshow.Viewer) -> None:
-    image, labels = scene()
-    viewer.add(image, name="img", kind="image")
-    viewer.add(labels, name="seg", kind="segmentation")
-    centre_view(viewer)
+    show_scene(viewer)
     got: queue.Queue[ngshow.ActionState] = queue.Queue()
     viewer.actions.add("probe", got.put)
     viewer.bind("keyt", "probe")
@@ -54,10 +51,7 @@ def test_key_binding_sends_voxel_coordinates_and_values(page: BrowserPage, viewe
 
 
 def test_screenshot_equals_what_the_page_shows(page: BrowserPage, viewer: ngshow.Viewer) -> None:
-    image, labels = scene()
-    viewer.add(image, name="img", kind="image")
-    viewer.add(labels, name="seg", kind="segmentation")
-    centre_view(viewer)
+    show_scene(viewer)
     page.open(viewer.url)
     png = viewer.screenshot(timeout=60)
     shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
@@ -70,9 +64,7 @@ def test_screenshot_equals_what_the_page_shows(page: BrowserPage, viewer: ngshow
 
 
 def test_headless_screenshot_without_a_browser(viewer: ngshow.Viewer, tmp_path: Any) -> None:
-    image, _ = scene()
-    viewer.add(image, name="img", kind="image")
-    centre_view(viewer)
+    show_scene(viewer, labels=False)
     assert viewer.connected_clients() == 0
     png = ngshow.screenshot(viewer, str(tmp_path / "shot.png"), size=(640, 480))
     assert (tmp_path / "shot.png").read_bytes() == png
@@ -83,12 +75,10 @@ def test_headless_screenshot_without_a_browser(viewer: ngshow.Viewer, tmp_path: 
 
 
 def test_annotations_render(page: BrowserPage, viewer: ngshow.Viewer) -> None:
-    image, _ = scene()
-    viewer.add(image, name="img", kind="image")
+    show_scene(viewer, labels=False)
     viewer.add_annotations(
         "box", [[10, 40, 0]], [[30, 56, SHAPE[0]]], name="roi", color="#ff00ff"
     )
-    centre_view(viewer)
     page.open(viewer.url)
     pixels = page.panel_pixels().astype(int)
     magenta = np.argwhere((pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] > 200))
@@ -99,9 +89,7 @@ def test_annotations_render(page: BrowserPage, viewer: ngshow.Viewer) -> None:
 
 
 def test_two_tabs_stay_consistent(page: BrowserPage, second_page: BrowserPage, viewer: ngshow.Viewer) -> None:
-    _, labels = scene()
-    viewer.add(labels, name="seg", kind="segmentation")
-    centre_view(viewer)
+    show_scene(viewer, image=False)
     page.open(viewer.url)
     second_page.open(viewer.url)
     assert viewer.connected_clients() == 2

@@ -36,6 +36,19 @@ def saturated(pixels: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return np.argwhere(p.max(axis=2) - p.min(axis=2) > 60)
 
 
+def show_scene(
+    viewer: ngshow.Viewer, *, image: bool = True, labels: bool = True
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Add the scene's image ("img") and/or labels ("seg") and centre the xy view on them."""
+    image_array, label_array = scene()
+    if image:
+        viewer.add(image_array, name="img", kind="image")
+    if labels:
+        viewer.add(label_array, name="seg", kind="segmentation")
+    centre_view(viewer)
+    return image_array, label_array
+
+
 def centre_view(viewer: ngshow.Viewer, page_width: int = 800) -> None:
     with viewer.txn() as s:
         s.layout = "xy"
@@ -71,9 +84,7 @@ def test_image_and_segmentation_render_where_the_data_says(page: BrowserPage, vi
 
 
 def test_browser_and_python_share_state(page: BrowserPage, viewer: ngshow.Viewer) -> None:
-    image, labels = scene()
-    viewer.add(labels, name="seg", kind="segmentation")
-    centre_view(viewer)
+    show_scene(viewer, image=False)
     seen: list[set[int]] = []
     selected = threading.Event()
 
@@ -106,9 +117,7 @@ def test_browser_and_python_share_state(page: BrowserPage, viewer: ngshow.Viewer
 
 
 def test_reload_shows_changed_array(page: BrowserPage, viewer: ngshow.Viewer) -> None:
-    image, _ = scene()
-    viewer.add(image, name="img", kind="image")
-    centre_view(viewer)
+    image, _ = show_scene(viewer, labels=False)
     page.open(viewer.url)
     cx = page.panel_pixels().shape[1] / 2
     before = bright(page.panel_pixels())
@@ -124,9 +133,8 @@ def test_reload_shows_changed_array(page: BrowserPage, viewer: ngshow.Viewer) ->
 
 
 def test_invalidate_and_new_data_show_without_reload(page: BrowserPage, viewer: ngshow.Viewer) -> None:
-    image, _ = scene()
-    layer = viewer.add(image, name="img", kind="image")
-    centre_view(viewer)
+    image, _ = show_scene(viewer, labels=False)
+    layer = viewer.layers["img"]
     page.open(viewer.url)
     cx = page.panel_pixels().shape[1] / 2
     assert bright(page.panel_pixels())[:, 1].min() > cx
