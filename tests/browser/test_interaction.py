@@ -119,3 +119,35 @@ def test_two_tabs_stay_consistent(page: BrowserPage, second_page: BrowserPage, v
     assert page.page.evaluate(position) == second_page.page.evaluate(position) == [5.5, 6.5, 1.5]
     assert viewer.state.position == [5.5, 6.5, 1.5]
     assert page.problems.all(ignore=EXPECTED) == [] and second_page.problems.all(ignore=EXPECTED) == []
+
+
+def test_a_tab_catches_up_after_the_server_restarts(page: BrowserPage) -> None:
+    """A kernel restart: same port, same token; the open tab reconnects and gets the new state."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "restart-test-token-0123456789"
+    ngshow.set_server_bind_address("127.0.0.1", port)
+    try:
+        first = ngshow.Viewer(token=token)
+        show_scene(first, image=False)
+        page.open(first.url)
+        ngshow.stop()  # the tab loses its event stream and starts retrying
+        page.page.wait_for_timeout(500)
+
+        second = ngshow.Viewer(token=token)
+        assert second.url == first.url
+        show_scene(second, labels=False)
+        with second.txn() as s:
+            s.position = [12.5, 34.5, 2.5]
+        page.page.wait_for_function(
+            "() => Math.abs(window.viewer.navigationState.position.value[0] - 12.5) < 1e-3"
+            " && window.viewer.layerManager.getLayerByName('img') !== undefined",
+            timeout=30_000,
+        )
+        page.wait_ready()
+        assert len(bright(page.panel_pixels())) > 500  # the new server's image is drawn
+    finally:
+        ngshow.set_server_bind_address()  # back to an OS-chosen port
