@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <type_traits>
 #include <unordered_map>
 
@@ -39,6 +40,8 @@ int edge_between(int a, int b) {
 struct CaseTable {
   std::uint8_t ntri[256];
   std::uint8_t tri[256][36];
+  // tri[mask][k] * 2 + (slot of that edge's vertex: 0 if the edge's lower corner is inside).
+  std::uint8_t tri_slot[256][36];
   CaseTable() {
     // Bit f set in face_mask[e]: edge e lies on cube face f.
     int face_mask[12] = {};
@@ -88,23 +91,80 @@ struct CaseTable {
         }
       }
       ntri[mask] = static_cast<std::uint8_t>(n);
+      for (int k = 0; k < 3 * n; ++k) {
+        const int e = tri[mask][k];
+        tri_slot[mask][k] = static_cast<std::uint8_t>(2 * e + (inside(kEdgeA[e]) ? 0 : 1));
+      }
     }
   }
 };
 
 const CaseTable kTable;
 
+// Lattice-edge slots per node of march_slab's edge index.
+constexpr std::ptrdiff_t kNode = 10;
+
 // The meshes of one z-slab of cell layers, and what merging slabs needs.
 template <typename L>
 struct Slab {
   std::vector<Mesh> meshes;  // first-seen order
   std::unordered_map<L, std::size_t> index;
-  // Per mesh: the vertices it took over from the slab below (on its lowest lattice plane; they
-  // come first), as the code of their edge slot: (y-edge ? 1 << 31 : 0) | (cell * 2 + slot).
-  std::vector<std::vector<std::uint32_t>> seam;
-  // Vertex index of each x- / y-edge slot of the slab's top plane (for the slab above).
-  std::vector<std::uint32_t> top_x, top_y;
+  // Per mesh: how many vertices it took over from the slab below (those on its lowest lattice
+  // plane; they come first), and the vertex indices on its top plane in the same order (that of
+  // plane_edges), for the slab above.
+  std::vector<std::size_t> seam;
+  std::vector<std::vector<std::uint32_t>> top;
 };
+
+// Calls fn(label, node offset of the edge slot, x, y, on the box, axis) for every x- and y-edge
+// slot of padded plane pl that has a vertex (the edge joins two labels; slot of each nonzero
+// one), in a fixed order.  Coordinates are in voxels.
+template <typename P, typename Fn>
+void plane_edges(const P* pl, std::ptrdiff_t ny, std::ptrdiff_t nx, Fn&& fn) {
+  const std::ptrdiff_t W = nx + 2;
+  for (std::ptrdiff_t r = 1; r <= ny; ++r)  // x-edges (rows 1..ny)
+    for (std::ptrdiff_t px = 0; px <= nx; ++px) {
+      const std::ptrdiff_t o = r * W + px;
+      const P a = pl[o], b = pl[o + 1];
+      if (a == b) continue;
+      const float x = static_cast<float>(px), y = static_cast<float>(r - 1) + 0.5f;
+      const bool border = px == 0 || px == nx;
+      if (a != 0) fn(a, o * kNode, x, y, border, 0);
+      if (b != 0) fn(b, o * kNode + 1, x, y, border, 0);
+    }
+  for (std::ptrdiff_t py = 0; py <= ny; ++py)  // y-edges (columns 1..nx)
+    for (std::ptrdiff_t c = 1; c <= nx; ++c) {
+      const std::ptrdiff_t o = py * W + c;
+      const P a = pl[o], b = pl[o + W];
+      if (a == b) continue;
+      const float x = static_cast<float>(c - 1) + 0.5f, y = static_cast<float>(py);
+      const bool border = py == 0 || py == ny;
+      if (a != 0) fn(a, o * kNode + 4, x, y, border, 1);
+      if (b != 0) fn(b, o * kNode + 5, x, y, border, 1);
+    }
+}
+
+// Edge-node buffers of finished slabs, reused by later slabs and calls (allocating and faulting
+// in megabytes per slab costs more than marching a thin slab).  At most a few are kept.
+class NodePool {
+ public:
+  Buf<std::uint32_t> take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return {};
+    Buf<std::uint32_t> b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void give(Buf<std::uint32_t>&& b) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < 4 && b.size() <= (std::size_t{64} << 20)) free_.push_back(std::move(b));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Buf<std::uint32_t>> free_;
+};
+NodePool node_pool;
 
 // Collects the meshes of all labels met so far in a slab.
 template <typename L>
@@ -122,7 +182,8 @@ class Builders {
       out_.index.emplace(label, i);
       out_.meshes.emplace_back();
       out_.meshes.back().label = label;
-      out_.seam.emplace_back();
+      out_.seam.push_back(0);
+      out_.top.emplace_back();
     } else {
       i = it->second;
     }
@@ -151,12 +212,16 @@ void march_slab(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx, std::pt
   const std::ptrdiff_t W = nx + 2, H = ny + 2;
   std::vector<P> planes[2] = {std::vector<P>(W * H, P{0}), std::vector<P>(W * H, P{0})};
   // Vertex index of each lattice edge, two slots (label of the lower / upper end).
-  std::vector<std::uint32_t> xe[2] = {std::vector<std::uint32_t>(W * H * 2),
-                                      std::vector<std::uint32_t>(W * H * 2)};
-  std::vector<std::uint32_t> ye[2] = {std::vector<std::uint32_t>(W * H * 2),
-                                      std::vector<std::uint32_t>(W * H * 2)};
-  std::vector<std::uint32_t> ze(W * H * 2);
-  std::vector<std::uint8_t> col(W + 8), mixed(W + 8, 0);
+  // Vertex index of each lattice edge slot (slot 0 / 1: vertex of the label of the edge's lower
+  // / upper end), interleaved per lattice column (y, x) so that a cell finds all its edges in a
+  // few cache lines: at kNode * o + (x-edge of plane parity p, slot s) 2 p + s, (y-edge)
+  // 4 + 2 p + s, (z-edge of the current layer) 8 + s.  Never initialised: only slots written
+  // (by the cell owning the edge, or as seam vertices) are read.
+  Buf<std::uint32_t> nodes = node_pool.take();
+  nodes.resize(static_cast<std::size_t>(W * H * kNode));
+  std::uint32_t* const E = nodes.data();
+  std::vector<std::uint8_t> col(W + 8), mixed(W + 8, 0);  // zero past W - 1
+  std::vector<std::uint32_t> list(W + 8);
   Builders<P> builders(out);
   std::vector<Mesh>& meshes = out.meshes;
 
@@ -171,70 +236,43 @@ void march_slab(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx, std::pt
       std::fill(dst, dst + W * H, P{0});
   };
   auto add_vertex = [](Mesh& m, float x, float y, float z, bool border, std::uint8_t ax) {
-    const auto n = static_cast<std::uint32_t>(m.vertices.size() / 3);
-    m.vertices.insert(m.vertices.end(), {x, y, z});
+    const auto n = static_cast<std::uint32_t>(m.axis.size());
+    float* v = m.vertices.extend(3);
+    v[0] = x, v[1] = y, v[2] = z;
     m.axis.push_back(border ? 3 : ax);
     return n;
   };
 
-  // Padded plane p lives in planes[p & 1], its edges in xe[p & 1] and ye[p & 1].
+  // Padded plane p lives in planes[p & 1], its edges at parity p & 1 of the nodes.
   load(z0, planes[z0 & 1].data());
   if (z0 > 0) {
-    // Vertices of the lowest plane: x-edges (rows 1..ny) and y-edges (columns 1..nx).
-    const P* pl = planes[z0 & 1].data();
-    std::uint32_t* xl = xe[z0 & 1].data();
-    std::uint32_t* yl = ye[z0 & 1].data();
+    // Vertices of the lowest plane (made by the slab below too: merge() welds them).
     const float zh = (static_cast<float>(z0 - 1) + 0.5f) * sz + oz;
-    for (std::ptrdiff_t r = 1; r <= ny; ++r) {
-      const float yh = (static_cast<float>(r - 1) + 0.5f) * sy + oy;
-      for (std::ptrdiff_t px = 0; px <= nx; ++px) {
-        const std::ptrdiff_t o = r * W + px;
-        const P a = pl[o], b = pl[o + 1];
-        if (a == b) continue;
-        const float x = static_cast<float>(px) * sx + ox;
-        const bool border = px == 0 || px == nx;
-        if (a != 0) {
-          const std::size_t i = builders.get(a);
-          xl[o * 2] = add_vertex(meshes[i], x, yh, zh, border, 0);
-          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2));
-        }
-        if (b != 0) {
-          const std::size_t i = builders.get(b);
-          xl[o * 2 + 1] = add_vertex(meshes[i], x, yh, zh, border, 0);
-          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2 + 1));
-        }
-      }
-    }
-    for (std::ptrdiff_t py = 0; py <= ny; ++py) {
-      const float yc = static_cast<float>(py) * sy + oy;
-      const bool border = py == 0 || py == ny;
-      for (std::ptrdiff_t c = 1; c <= nx; ++c) {
-        const std::ptrdiff_t o = py * W + c;
-        const P a = pl[o], b = pl[o + W];
-        if (a == b) continue;
-        const float x = (static_cast<float>(c - 1) + 0.5f) * sx + ox;
-        if (a != 0) {
-          const std::size_t i = builders.get(a);
-          yl[o * 2] = add_vertex(meshes[i], x, yc, zh, border, 1);
-          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2) | (1u << 31));
-        }
-        if (b != 0) {
-          const std::size_t i = builders.get(b);
-          yl[o * 2 + 1] = add_vertex(meshes[i], x, yc, zh, border, 1);
-          out.seam[i].push_back(static_cast<std::uint32_t>(o * 2 + 1) | (1u << 31));
-        }
-      }
-    }
+    std::uint32_t* const at = E + 2 * (z0 & 1);
+    plane_edges(planes[z0 & 1].data(), ny, nx,
+                [&](P lab, std::ptrdiff_t node, float x, float y, bool border, std::uint8_t ax) {
+                  const std::size_t i = builders.get(lab);
+                  at[node] = add_vertex(meshes[i], x * sx + ox, y * sy + oy, zh, border, ax);
+                  ++out.seam[i];
+                });
   }
   for (std::ptrdiff_t pz = z0; pz < z1; ++pz) {  // cell layer between padded planes pz, pz+1
     const P* lower = planes[pz & 1].data();
     P* upper = planes[(pz + 1) & 1].data();
     load(pz + 1, upper);
-    std::uint32_t* xl = xe[pz & 1].data();
-    std::uint32_t* xu = xe[(pz + 1) & 1].data();
-    std::uint32_t* yl = ye[pz & 1].data();
-    std::uint32_t* yu = ye[(pz + 1) & 1].data();
-    std::uint32_t* zz = ze.data();
+    std::uint32_t* xl = E + 2 * (pz & 1);
+    std::uint32_t* xu = E + 2 * ((pz + 1) & 1);
+    std::uint32_t* yl = E + 4 + 2 * (pz & 1);
+    std::uint32_t* yu = E + 4 + 2 * ((pz + 1) & 1);
+    std::uint32_t* zz = E + 8;
+    // Where the vertex of (edge e, slot s) of the cell at offset o is: at[2 * e + s][kNode * o].
+    const std::uint32_t* at[24];
+    {
+      const std::ptrdiff_t R = kNode * W, C = kNode;
+      const std::uint32_t* base[12] = {xl, xl + R, xu, xu + R, yl, yl + C, yu, yu + C,
+                                       zz, zz + C, zz + R, zz + R + C};
+      for (int e = 0; e < 12; ++e) at[2 * e] = base[e], at[2 * e + 1] = base[e] + 1;
+    }
     const float zc = static_cast<float>(pz) * sz + oz;           // z of z-edge vertices
     const float zh = (static_cast<float>(pz) + 0.5f) * sz + oz;  // z of upper-plane vertices
     for (std::ptrdiff_t py = 0; py <= ny; ++py) {
@@ -242,6 +280,11 @@ void march_slab(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx, std::pt
       const P* r1 = r0 + W;
       const P* r2 = upper + py * W;
       const P* r3 = r2 + W;
+      // Whole row of cells uniform (one label in all four voxel rows)?  memcmp is vectorised.
+      const std::size_t rb = static_cast<std::size_t>(W) * sizeof(P);
+      if (std::memcmp(r0, r0 + 1, rb - sizeof(P)) == 0 && std::memcmp(r0, r1, rb) == 0 &&
+          std::memcmp(r0, r2, rb) == 0 && std::memcmp(r2, r3, rb) == 0)
+        continue;
       for (std::ptrdiff_t i = 0; i < W; ++i)
         col[i] = static_cast<std::uint8_t>((r0[i] == r1[i]) & (r0[i] == r2[i]) & (r0[i] == r3[i]));
       for (std::ptrdiff_t i = 0; i + 1 < W; ++i)
@@ -250,70 +293,65 @@ void march_slab(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx, std::pt
       const float yc = static_cast<float>(py) * sy + oy;
       const float yh = (static_cast<float>(py) + 0.5f) * sy + oy;
       const std::ptrdiff_t rowoff = py * W;
-      for (std::ptrdiff_t px = 0; px <= nx; ++px) {
-        // Skip runs of uniform cells eight at a time.
-        if ((px & 7) == 0 && px + 8 <= W) {
-          std::uint64_t word;
-          std::memcpy(&word, mixed.data() + px, 8);
-          if (word == 0) {
-            px += 7;
-            continue;
-          }
+      // The row's mixed cells (skipping uniform runs eight at a time), then a prefetch of their
+      // edge nodes: the lower plane's were written a layer ago and are mostly out of L2.
+      std::ptrdiff_t nmix = 0;
+      for (std::ptrdiff_t px = 0; px < W; px += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, mixed.data() + px, 8);
+        if (word == 0) continue;
+        for (std::ptrdiff_t k = px; k < px + 8; ++k) {
+          list[nmix] = static_cast<std::uint32_t>(k);
+          nmix += mixed[k];
         }
-        if (!mixed[px]) continue;
+      }
+      for (std::ptrdiff_t j = 0; j < nmix; ++j) {
+        const char* a = reinterpret_cast<const char*>(E + kNode * (rowoff + list[j]));
+        const char* b = a + kNode * W * sizeof(std::uint32_t);
+        __builtin_prefetch(a);
+        __builtin_prefetch(a + 2 * kNode * sizeof(std::uint32_t) - 1);
+        __builtin_prefetch(b);
+        __builtin_prefetch(b + 2 * kNode * sizeof(std::uint32_t) - 1);
+      }
+      for (std::ptrdiff_t j = 0; j < nmix; ++j) {
+        const std::ptrdiff_t px = list[j];
         const P c[8] = {r0[px], r0[px + 1], r1[px], r1[px + 1],
                         r2[px], r2[px + 1], r3[px], r3[px + 1]};
-        for (int i = 0; i < 8; ++i) {
-          const P lab = c[i];
-          if (lab == 0) continue;
-          bool seen = false;
-          for (int j = 0; j < i; ++j) seen |= (c[j] == lab);
-          if (seen) continue;
+        // Each distinct label once, by its lowest corner; `left` holds the corners not yet seen.
+        for (unsigned left = 0xff; left != 0;) {
+          const P lab = c[__builtin_ctz(left)];
           unsigned mask = 0;
           for (int j = 0; j < 8; ++j) mask |= static_cast<unsigned>(c[j] == lab) << j;
+          left &= ~mask;
+          if (lab == 0) continue;
           Mesh& m = meshes[builders.get(lab)];
           // Vertices on the three edges this cell owns (first cell to touch them).
           const std::ptrdiff_t o = rowoff + px;
           if (((mask >> 6) ^ (mask >> 7)) & 1)  // edge 3: x-edge at dy=1, dz=1
-            xu[(o + W) * 2 + ((mask >> 6) & 1 ? 0 : 1)] =
+            xu[(o + W) * kNode + ((mask >> 6) & 1 ? 0 : 1)] =
                 add_vertex(m, static_cast<float>(px) * sx + ox, yh, zh, px == 0 || px == nx, 0);
           if (((mask >> 5) ^ (mask >> 7)) & 1)  // edge 7: y-edge at dx=1, dz=1
-            yu[(o + 1) * 2 + ((mask >> 5) & 1 ? 0 : 1)] = add_vertex(
+            yu[(o + 1) * kNode + ((mask >> 5) & 1 ? 0 : 1)] = add_vertex(
                 m, (static_cast<float>(px) + 0.5f) * sx + ox, yc, zh, py == 0 || py == ny, 1);
           if (((mask >> 3) ^ (mask >> 7)) & 1)  // edge 11: z-edge at dx=1, dy=1
-            zz[(o + W + 1) * 2 + ((mask >> 3) & 1 ? 0 : 1)] = add_vertex(
+            zz[(o + W + 1) * kNode + ((mask >> 3) & 1 ? 0 : 1)] = add_vertex(
                 m, (static_cast<float>(px) + 0.5f) * sx + ox, yh, zc, pz == 0 || pz == nz, 2);
-          const std::uint8_t* t = kTable.tri[mask];
-          const int nt = kTable.ntri[mask];
-          const std::size_t f0 = m.faces.size();
-          m.faces.resize(f0 + 3 * static_cast<std::size_t>(nt));
-          std::uint32_t* fo = m.faces.data() + f0;
-          for (int k = 0; k < 3 * nt; ++k) {
-            const int e = t[k];
-            const int slot = ((mask >> kEdgeA[e]) & 1) ? 0 : 1;
-            std::uint32_t v;
-            switch (e) {
-              case 0: v = xl[o * 2 + slot]; break;
-              case 1: v = xl[(o + W) * 2 + slot]; break;
-              case 2: v = xu[o * 2 + slot]; break;
-              case 3: v = xu[(o + W) * 2 + slot]; break;
-              case 4: v = yl[o * 2 + slot]; break;
-              case 5: v = yl[(o + 1) * 2 + slot]; break;
-              case 6: v = yu[o * 2 + slot]; break;
-              case 7: v = yu[(o + 1) * 2 + slot]; break;
-              case 8: v = zz[o * 2 + slot]; break;
-              case 9: v = zz[(o + 1) * 2 + slot]; break;
-              case 10: v = zz[(o + W) * 2 + slot]; break;
-              default: v = zz[(o + W + 1) * 2 + slot]; break;
-            }
-            fo[k] = v;
-          }
+          const std::uint8_t* t = kTable.tri_slot[mask];
+          const int nt = 3 * kTable.ntri[mask];
+          std::uint32_t* fo = m.faces.extend(static_cast<std::size_t>(nt));
+          for (int k = 0; k < nt; ++k) fo[k] = at[t[k]][kNode * o];
         }
       }
     }
   }
-  out.top_x = std::move(xe[z1 & 1]);
-  out.top_y = std::move(ye[z1 & 1]);
+  if (z1 <= nz) {  // not the last slab: the top plane's vertices, for the slab above
+    const std::uint32_t* const at = E + 2 * (z1 & 1);
+    plane_edges(planes[z1 & 1].data(), ny, nx,
+                [&](P lab, std::ptrdiff_t node, float, float, bool, std::uint8_t) {
+                  out.top[builders.get(lab)].push_back(at[node]);
+                });
+  }
+  node_pool.give(std::move(nodes));
 }
 
 // One label's mesh from the slabs: vertices and faces concatenated in slab order (exactly the
@@ -329,45 +367,52 @@ Mesh merge(std::vector<Slab<L>>& slabs, L label) {
     if (it == slabs[k].index.end()) continue;
     local[k] = static_cast<std::ptrdiff_t>(it->second);
     const Mesh& m = slabs[k].meshes[it->second];
-    nv += m.axis.size() - slabs[k].seam[it->second].size();
+    nv += m.axis.size() - slabs[k].seam[it->second];
     nf += m.faces.size();
   }
-  out.vertices.reserve(3 * nv);
-  out.axis.reserve(nv);
-  out.faces.reserve(nf);
   std::vector<std::uint32_t> remap;
   std::uint32_t base = 0, prev_base = 0;  // first own vertex of this slab / of the slab below
   std::size_t prev_skip = 0;
   for (std::size_t k = 0; k < slabs.size(); ++k) {
     if (local[k] < 0) continue;
     Mesh& m = slabs[k].meshes[local[k]];
-    const std::vector<std::uint32_t>& seam = slabs[k].seam[local[k]];
-    const std::size_t skip = seam.size();
+    const std::size_t skip = slabs[k].seam[local[k]];
+    if (out.axis.empty() && out.faces.empty()) {
+      // The lowest slab with this label has no seam vertices: its arrays are the start of the
+      // result as they are (taken over, not copied; Buf grows large arrays with mremap).
+      if (skip != 0) std::abort();
+      out.vertices = std::move(m.vertices);
+      out.axis = std::move(m.axis);
+      out.faces = std::move(m.faces);
+      out.vertices.reserve(3 * nv);
+      out.axis.reserve(nv);
+      out.faces.reserve(nf);
+      base = static_cast<std::uint32_t>(out.axis.size());
+      continue;
+    }
     remap.resize(skip);
     if (skip > 0) {
       // Seam vertices exist only if this label crosses the plane, so the slab below has it.
       if (k == 0 || local[k - 1] < 0) std::abort();
-      const Slab<L>& below = slabs[k - 1];
+      // Both slabs list the plane's vertices of this label in plane_edges order.
+      const std::vector<std::uint32_t>& top = slabs[k - 1].top[local[k - 1]];
+      if (top.size() != skip) std::abort();
       for (std::size_t j = 0; j < skip; ++j) {
-        const std::uint32_t code = seam[j];
-        const std::uint32_t v = (code >> 31) ? below.top_y[code & 0x7fffffffu] : below.top_x[code];
-        remap[j] = prev_base + (v - static_cast<std::uint32_t>(prev_skip));
+        remap[j] = prev_base + (top[j] - static_cast<std::uint32_t>(prev_skip));
       }
     }
-    out.vertices.insert(out.vertices.end(), m.vertices.begin() + 3 * skip, m.vertices.end());
-    out.axis.insert(out.axis.end(), m.axis.begin() + skip, m.axis.end());
+    out.vertices.append(m.vertices.begin() + 3 * skip, m.vertices.end());
+    out.axis.append(m.axis.begin() + skip, m.axis.end());
     const std::uint32_t shift = base - static_cast<std::uint32_t>(skip);
-    const std::size_t f0 = out.faces.size();
-    out.faces.resize(f0 + m.faces.size());
-    std::uint32_t* fo = out.faces.data() + f0;
+    std::uint32_t* fo = out.faces.extend(m.faces.size());
     const std::uint32_t* fi = m.faces.data();
     for (std::size_t i = 0, n = m.faces.size(); i < n; ++i) {
       const std::uint32_t v = fi[i];
       fo[i] = v < skip ? remap[v] : v + shift;
     }
-    std::vector<float>().swap(m.vertices);  // free as we go
-    std::vector<std::uint32_t>().swap(m.faces);
-    std::vector<std::uint8_t>().swap(m.axis);
+    m.vertices.free_memory();  // free as we go
+    m.faces.free_memory();
+    m.axis.free_memory();
     prev_base = base;
     prev_skip = skip;
     base = static_cast<std::uint32_t>(out.axis.size());
@@ -375,12 +420,35 @@ Mesh merge(std::vector<Slab<L>>& slabs, L label) {
   return out;
 }
 
+// Buffers grow by doubling while marching: give back what is left over.
+void shrink(Mesh& m) {
+  m.vertices.shrink_to_fit();
+  m.faces.shrink_to_fit();
+  m.axis.shrink_to_fit();
+}
+
+// Shrinks every mesh and runs finish (if any) on it, largest first, on up to `threads` threads.
+void finish_all(std::vector<Mesh>& meshes, int threads, const Finish* finish) {
+  std::vector<std::size_t> order(meshes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return meshes[a].faces.size() > meshes[b].faces.size();
+  });
+  parallel_for(order.size(), threads, [&](std::size_t k) {
+    Mesh& m = meshes[order[k]];
+    shrink(m);
+    if (finish) (*finish)(m);
+  });
+}
+
 template <typename P, typename Fill>
 std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdiff_t nx,
-                               const Frame& fr, Fill&& fill, int threads) {
-  // Slabs of at least 16 cell layers, a few per thread (dynamic scheduling evens out load).
+                               const Frame& fr, Fill&& fill, int threads, const Finish* finish) {
+  // Slabs of at least 8 cell layers, a few per thread (dynamic scheduling evens out load), a
+  // multiple of the thread count when there are enough layers.
   const std::ptrdiff_t layers = nz + 1;
-  std::ptrdiff_t nslabs = threads <= 1 ? 1 : std::min<std::ptrdiff_t>(2 * threads, layers / 16);
+  std::ptrdiff_t nslabs = threads <= 1 ? 1 : std::min<std::ptrdiff_t>(4 * threads, layers / 8);
+  if (threads > 1 && nslabs > threads) nslabs -= nslabs % threads;
   nslabs = std::max<std::ptrdiff_t>(1, nslabs);
   std::vector<Slab<P>> slabs(static_cast<std::size_t>(nslabs));
   parallel_for(slabs.size(), threads, [&](std::size_t k) {
@@ -388,21 +456,38 @@ std::vector<Mesh> march_planes(std::ptrdiff_t nz, std::ptrdiff_t ny, std::ptrdif
     const std::ptrdiff_t b = layers * static_cast<std::ptrdiff_t>(k + 1) / nslabs;
     march_slab<P>(nz, ny, nx, a, b, fr, fill, slabs[k]);
   });
-  if (nslabs == 1) return std::move(slabs[0].meshes);
-  std::vector<P> labels;
+  if (nslabs == 1) {
+    std::vector<Mesh> out = std::move(slabs[0].meshes);
+    finish_all(out, threads, finish);
+    return out;
+  }
+  // Labels by size (faces over all slabs), largest first so that the pool stays busy; each is
+  // merged and finished on one thread while its arrays are still in cache.
+  std::unordered_map<P, std::size_t> size;
   for (const auto& s : slabs)
-    for (const auto& m : s.meshes) labels.push_back(static_cast<P>(m.label));
+    for (const auto& m : s.meshes) size[static_cast<P>(m.label)] += m.faces.size();
+  std::vector<std::pair<P, std::size_t>> labels(size.begin(), size.end());
   std::sort(labels.begin(), labels.end());
-  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  std::vector<std::size_t> order(labels.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return labels[a].second > labels[b].second;
+  });
   std::vector<Mesh> out(labels.size());
-  parallel_for(labels.size(), threads, [&](std::size_t i) { out[i] = merge(slabs, labels[i]); });
+  parallel_for(labels.size(), threads, [&](std::size_t k) {
+    const std::size_t i = order[k];
+    out[i] = merge(slabs, labels[i].first);
+    shrink(out[i]);
+    if (finish) (*finish)(out[i]);
+  });
   return out;
 }
 
 }  // namespace
 
 template <typename T>
-std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* target, int threads) {
+std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* target, int threads,
+                        const Finish* finish) {
   static_assert(std::is_unsigned_v<T>, "labels are unsigned");
   const std::ptrdiff_t nz = vol.shape[0], ny = vol.shape[1], nx = vol.shape[2];
   const std::ptrdiff_t W = nx + 2;
@@ -421,7 +506,7 @@ std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* targ
           for (std::ptrdiff_t x = 0; x < nx; ++x) d[x] = src[x * s2] == want;
       }
     };
-    auto meshes = march_planes<std::uint8_t>(nz, ny, nx, frame, fill, threads);
+    auto meshes = march_planes<std::uint8_t>(nz, ny, nx, frame, fill, threads, finish);
     for (auto& m : meshes) m.label = want;
     return meshes;
   }
@@ -436,12 +521,16 @@ std::vector<Mesh> march(const Volume3<T>& vol, const Frame& frame, const T* targ
         for (std::ptrdiff_t x = 0; x < nx; ++x) d[x] = src[x * s2];
     }
   };
-  return march_planes<T>(nz, ny, nx, frame, fill, threads);
+  return march_planes<T>(nz, ny, nx, frame, fill, threads, finish);
 }
 
-template std::vector<Mesh> march(const Volume3<std::uint8_t>&, const Frame&, const std::uint8_t*, int);
-template std::vector<Mesh> march(const Volume3<std::uint16_t>&, const Frame&, const std::uint16_t*, int);
-template std::vector<Mesh> march(const Volume3<std::uint32_t>&, const Frame&, const std::uint32_t*, int);
-template std::vector<Mesh> march(const Volume3<std::uint64_t>&, const Frame&, const std::uint64_t*, int);
+template std::vector<Mesh> march(const Volume3<std::uint8_t>&, const Frame&, const std::uint8_t*, int,
+                                 const Finish*);
+template std::vector<Mesh> march(const Volume3<std::uint16_t>&, const Frame&, const std::uint16_t*, int,
+                                 const Finish*);
+template std::vector<Mesh> march(const Volume3<std::uint32_t>&, const Frame&, const std::uint32_t*, int,
+                                 const Finish*);
+template std::vector<Mesh> march(const Volume3<std::uint64_t>&, const Frame&, const std::uint64_t*, int,
+                                 const Finish*);
 
 }  // namespace ngshow::mesher

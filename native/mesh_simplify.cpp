@@ -117,7 +117,7 @@ class Simplifier {
     nf_ = m.faces.size() / 3;
     pos_.resize(nv_ * 3);
     for (std::size_t i = 0; i < nv_ * 3; ++i) pos_[i] = m.vertices[i];
-    F_ = m.faces;
+    F_.assign(m.faces.begin(), m.faces.end());
     Q_.resize(nv_);
     version_.assign(nv_, 0);
     dead_v_.assign(nv_, 0);
@@ -407,8 +407,8 @@ class Simplifier {
 
   void compact() {
     std::vector<std::uint32_t> remap(nv_, kNone);
-    std::vector<float> verts;
-    std::vector<std::uint32_t> faces;
+    Buf<float> verts;
+    Buf<std::uint32_t> faces;
     faces.reserve(F_.size());
     std::uint32_t n = 0;
     for (std::size_t f = 0; f < nf_; ++f) {
@@ -449,7 +449,11 @@ void simplify(Mesh& mesh, const SimplifyOptions& opt) {
   s.run();
 }
 
-void smooth(Mesh& m, const Frame& frame, int iterations, double limit) {
+namespace {
+
+// smooth() for meshes where some vertex has more than 8 same-axis neighbours (not a closed
+// marching-cubes mesh): a compressed neighbour list.
+void smooth_general(Mesh& m, const Frame& frame, int iterations, double limit) {
   const std::size_t nv = m.vertices.size() / 3;
   if (iterations <= 0 || nv == 0 || m.axis.size() != nv) return;
   // Each movable vertex v keeps one coordinate q[v] (along its lattice edge).  In a closed
@@ -519,8 +523,94 @@ void smooth(Mesh& m, const Frame& frame, int iterations, double limit) {
     if (id[v] != kNone) p[3 * v + axis[v]] = q[id[v]];
 }
 
-std::vector<float> vertex_normals(const Mesh& m) {
-  std::vector<float> n(m.vertices.size(), 0.0f);
+}  // namespace
+
+void smooth(Mesh& m, const Frame& frame, int iterations, double limit) {
+  const std::size_t nv = m.vertices.size() / 3;
+  if (iterations <= 0 || nv == 0 || m.axis.size() != nv) return;
+  // Each vertex v not on the box keeps one coordinate q[v] (along its lattice edge).  In a closed
+  // manifold the half-edges a -> b of the faces visit every neighbour b of a exactly once, so the
+  // neighbours' mean along a's axis is (constant part + sum of q over neighbours on the same axis)
+  // / valence: neighbours on other axes (or on the box) never move along a's axis.  A vertex of
+  // one label's mesh has at most 8 same-axis neighbours (on the 8 parallel lattice edges around
+  // its own, one vertex per edge), so they fit a fixed stride of 8, filled in one pass over the
+  // faces.  Box vertices (and isolated ones) are pinned by lo = hi.
+  const std::uint8_t* axis = m.axis.data();
+  float* p = m.vertices.data();
+  struct Scratch {
+    Buf<float> q, next, lo, hi, fixed, inv;
+    Buf<std::uint32_t> nbr;
+    Buf<std::uint8_t> cnt;
+    Buf<std::uint16_t> valence;
+  };
+  thread_local Scratch sc;  // reused across the labels a thread smooths
+  sc.q.resize(nv), sc.next.resize(nv), sc.lo.resize(nv), sc.hi.resize(nv);
+  sc.fixed.resize(nv), sc.inv.resize(nv), sc.nbr.resize(8 * nv), sc.cnt.resize(nv);
+  sc.valence.resize(nv);
+  float *q = sc.q.data(), *lo = sc.lo.data(), *hi = sc.hi.data(), *fixed = sc.fixed.data(),
+        *inv = sc.inv.data();
+  std::uint32_t* nbr = sc.nbr.data();
+  std::uint8_t* cnt = sc.cnt.data();
+  std::uint16_t* valence = sc.valence.data();
+  const float d[3] = {static_cast<float>(limit * frame.scale[0]),
+                      static_cast<float>(limit * frame.scale[1]),
+                      static_cast<float>(limit * frame.scale[2])};
+  for (std::size_t v = 0; v < nv; ++v) {
+    const int ax = axis[v];
+    q[v] = ax < 3 ? p[3 * v + ax] : 0.0f;
+    lo[v] = ax < 3 ? q[v] - d[ax] : 0.0f;
+    hi[v] = ax < 3 ? q[v] + d[ax] : 0.0f;
+  }
+  std::memset(fixed, 0, nv * sizeof(float));
+  std::memset(cnt, 0, nv);
+  std::memset(valence, 0, nv * sizeof(std::uint16_t));
+  const std::uint32_t* f = m.faces.data();
+  const std::size_t nidx = m.faces.size() - m.faces.size() % 3;
+  bool overflow = false;
+  for (std::size_t i = 0; i < nidx; i += 3) {
+    const std::uint32_t t[4] = {f[i], f[i + 1], f[i + 2], f[i]};
+    for (int k = 0; k < 3; ++k) {
+      const std::uint32_t a = t[k], b = t[k + 1];
+      const int ax = axis[a];
+      if (ax == 3) continue;
+      ++valence[a];
+      if (axis[b] == ax) {
+        if (cnt[a] == 8) {
+          overflow = true;
+          continue;
+        }
+        nbr[8 * static_cast<std::size_t>(a) + cnt[a]++] = b;
+      } else {
+        fixed[a] += p[3 * b + ax];
+      }
+    }
+  }
+  if (overflow) {
+    smooth_general(m, frame, iterations, limit);
+    return;
+  }
+  for (std::size_t v = 0; v < nv; ++v) {
+    inv[v] = valence[v] ? 1.0f / static_cast<float>(valence[v]) : 0.0f;
+    if (!valence[v]) lo[v] = hi[v] = q[v];  // isolated: stays put
+  }
+  float* next = sc.next.data();
+  for (int it = 0; it < iterations; ++it) {
+    for (std::size_t v = 0; v < nv; ++v) {
+      float s = fixed[v];
+      const std::uint32_t* nb = nbr + 8 * v;
+      for (int j = 0, n = cnt[v]; j < n; ++j) s += q[nb[j]];
+      next[v] = std::min(hi[v], std::max(lo[v], s * inv[v]));
+    }
+    std::swap(q, next);
+  }
+  for (std::size_t v = 0; v < nv; ++v)
+    if (axis[v] < 3) p[3 * v + axis[v]] = q[v];
+}
+
+Buf<float> vertex_normals(const Mesh& m) {
+  Buf<float> n;
+  n.resize(m.vertices.size());
+  std::fill(n.begin(), n.end(), 0.0f);
   const float* p = m.vertices.data();
   for (std::size_t f = 0; f + 2 < m.faces.size(); f += 3) {
     const std::uint32_t a = m.faces[f], b = m.faces[f + 1], c = m.faces[f + 2];

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -30,11 +31,13 @@ Volume3<T> view_of(const Labels<T>& a) {
   return v;
 }
 
-// Hand a std::vector's buffer to NumPy without copying.
-template <typename V>
-nb::object to_numpy(std::vector<V>&& data, std::size_t cols) {
-  auto* heap = new std::vector<V>(std::move(data));
-  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<V>*>(p); });
+// Hand a std::vector's or Buf's buffer to NumPy without copying.
+template <typename Vec>
+nb::object to_numpy(Vec&& data, std::size_t cols) {
+  using C = std::remove_reference_t<Vec>;
+  using V = std::remove_const_t<std::remove_pointer_t<decltype(data.data())>>;
+  auto* heap = new C(std::move(data));
+  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<C*>(p); });
   const std::size_t shape[2] = {heap->size() / cols, cols};
   return nb::cast(nb::ndarray<nb::numpy, V, nb::ndim<2>>(heap->data(), 2, shape, owner));
 }
@@ -46,7 +49,6 @@ nb::list mesh_labels(Labels<T> labels, std::array<double, 3> scale, std::array<d
                      bool normals, int threads, int smooth_iterations) {
   const Volume3<T> vol = view_of(labels);
   std::vector<Mesh> meshes;
-  std::vector<std::vector<float>> vnormals;
   T want{};
   if (target) {
     if (*target == 0 || *target > static_cast<std::uint64_t>(static_cast<T>(~T{0})))
@@ -56,9 +58,6 @@ nb::list mesh_labels(Labels<T> labels, std::array<double, 3> scale, std::array<d
   {
     nb::gil_scoped_release release;
     Frame frame{scale, origin};
-    meshes = march(vol, frame, target ? &want : nullptr, threads);
-    std::sort(meshes.begin(), meshes.end(),
-              [](const Mesh& a, const Mesh& b) { return a.label < b.label; });
     SimplifyOptions opt;
     opt.max_error = max_error;
     opt.min_normal_dot = min_normal_dot;
@@ -66,25 +65,20 @@ nb::list mesh_labels(Labels<T> labels, std::array<double, 3> scale, std::array<d
       opt.lock_box = true;
       opt.box = *box;
     }
-    if (normals) vnormals.resize(meshes.size());
-    // Largest meshes first, so the pool stays busy.
-    std::vector<std::size_t> order(meshes.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return meshes[a].faces.size() > meshes[b].faces.size();
-    });
-    if (max_error > 0 || normals || smooth_iterations > 0)
-      parallel_for(order.size(), threads, [&](std::size_t k) {
-        Mesh& m = meshes[order[k]];
-        smooth(m, frame, smooth_iterations);
-        simplify(m, opt);
-        if (normals) vnormals[order[k]] = vertex_normals(m);
-      });
+    const Finish finish = [&](Mesh& m) {
+      smooth(m, frame, smooth_iterations);
+      simplify(m, opt);
+      if (normals) m.normals = vertex_normals(m);
+    };
+    const bool work = max_error > 0 || normals || smooth_iterations > 0;
+    meshes = march(vol, frame, target ? &want : nullptr, threads, work ? &finish : nullptr);
+    std::sort(meshes.begin(), meshes.end(),
+              [](const Mesh& a, const Mesh& b) { return a.label < b.label; });
   }
   nb::list out;
   for (std::size_t i = 0; i < meshes.size(); ++i) {
     Mesh& m = meshes[i];
-    nb::object n = normals ? to_numpy(std::move(vnormals[i]), 3) : nb::none();
+    nb::object n = normals ? to_numpy(std::move(m.normals), 3) : nb::none();
     out.append(nb::make_tuple(m.label, to_numpy(std::move(m.vertices), 3),
                               to_numpy(std::move(m.faces), 3), n));
   }

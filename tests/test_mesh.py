@@ -223,6 +223,19 @@ def test_parallel_slabs_give_the_single_thread_mesh_exactly() -> None:
         check_closed(m)
 
 
+def test_large_object_across_slabs() -> None:
+    """An object whose arrays outgrow the small-buffer path (grown by remapping, not copying) and
+    spans every slab: closed, its area close to the sphere's, and the same on 1 and 3 threads."""
+    labels = ball(60.0, (1.0, 1.0, 1.0), label=70000)
+    one = mesh_all(labels, threads=1)[70000]
+    assert one.faces.nbytes > 1 << 20
+    check_closed(one)
+    assert one.area() == pytest.approx(4 * np.pi * 60.0**2, rel=0.03)
+    many = mesh_all(labels, threads=3)[70000]
+    np.testing.assert_array_equal(many.vertices, one.vertices)
+    np.testing.assert_array_equal(many.faces, one.faces)
+
+
 def test_offset_and_normals() -> None:
     labels = ball(5, (1, 1, 1))
     a = mesh(labels, 1, voxel_size=(2, 3, 4))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,19 @@ class BrowserPage:
         """The page as an (h, w, 3) uint8 array."""
         png = self.page.screenshot()
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    def wait_for_pixels(
+        self, check: Callable[[], bool], message: str, timeout_s: float = 60.0, panel_ready: bool = True
+    ) -> None:
+        """Poll until ``check()`` holds on a ready viewer (chunks and meshes arrive asynchronously)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not panel_ready or self.page.evaluate("() => window.viewer.isReady()"):
+                self.settle()
+                if check():
+                    return
+            self.page.wait_for_timeout(100)
+        raise AssertionError(message)
 
     def canvas_pixels(self) -> np.ndarray[Any, Any]:
         """What WebGL drew (no HTML overlays), as (h, w, 3) uint8."""

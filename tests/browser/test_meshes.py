@@ -33,14 +33,7 @@ def test_selected_segment_mesh_draws_in_3d(page: BrowserPage, viewer: ngshow.Vie
     assert coloured() == 0, "nothing is selected: the 3-D view must be empty"
     with viewer.txn() as s:
         s.select_segments("seg", [7])
-    for _ in range(100):
-        if page.page.evaluate("() => window.viewer.isReady()"):
-            page.settle()
-            if coloured() > 2000:
-                break
-        page.page.wait_for_timeout(100)
-    else:
-        raise AssertionError(f"segment 7's mesh did not draw ({coloured()} coloured pixels)")
+    page.wait_for_pixels(lambda: coloured() > 2000, "segment 7's mesh did not draw")
     meshes = [p for p in page.problems.http if "/neuroglancer/mesh/" in p]
     assert meshes == [] and page.problems.all() == []
 
@@ -63,12 +56,5 @@ def test_converted_dataset_opens_and_its_meshes_draw(page: BrowserPage, viewer: 
     assert coloured(1) == 0
     with viewer.txn() as s:
         s.select_segments("seg", [5])
-    for _ in range(100):
-        if page.page.evaluate("() => window.viewer.isReady()"):
-            page.settle()
-            if coloured(1) > 1000:
-                break
-        page.page.wait_for_timeout(100)
-    else:
-        raise AssertionError("the converted mesh of segment 5 did not draw")
+    page.wait_for_pixels(lambda: coloured(1) > 1000, "the converted mesh of segment 5 did not draw")
     assert page.problems.all() == []

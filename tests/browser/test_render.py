@@ -10,7 +10,7 @@ import pytest
 
 import ngshow
 
-from .conftest import READY, BrowserPage
+from .conftest import BrowserPage
 
 pytestmark = pytest.mark.browser
 
@@ -145,25 +145,19 @@ def test_invalidate_and_new_data_show_without_reload(page: BrowserPage, viewer: 
     page.page.wait_for_function(
         "() => window.viewer.isReady()", timeout=20_000
     )
-    for _ in range(100):  # the client debounces the generation change, then refetches
-        page.settle()
+    def moved_left() -> bool:  # the client debounces the generation change, then refetches
         after = bright(page.panel_pixels())
-        if len(after) > 500 and after[:, 1].max() < cx:
-            break
-        page.page.wait_for_timeout(100)
-    else:
-        raise AssertionError("invalidate() did not refresh the open page")
+        return len(after) > 500 and after[:, 1].max() < cx
+
+    page.wait_for_pixels(moved_left, "invalidate() did not refresh the open page", panel_ready=False)
+    left_edge = bright(page.panel_pixels())[:, 1].max()
 
     moved = np.zeros((SHAPE[0], SHAPE[1], SHAPE[2] + 32), np.uint8)  # new shape, box on the far right
     moved[:, 8:24, -24:] = 255
     layer.data = moved
-    for _ in range(100):
-        if page.page.evaluate(READY):
-            page.settle()
-            now = bright(page.panel_pixels())
-            if len(now) > 500 and now[:, 1].min() > after[:, 1].max() + 100:
-                break
-        page.page.wait_for_timeout(100)
-    else:
-        raise AssertionError("new data did not show in the open page")
+    def moved_right() -> bool:
+        now = bright(page.panel_pixels())
+        return len(now) > 500 and now[:, 1].min() > left_edge + 100
+
+    page.wait_for_pixels(moved_right, "new data did not show in the open page")
     assert page.problems.all(ignore=EXPECTED) == []
