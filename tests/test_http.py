@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ngshow
 
@@ -281,3 +283,25 @@ def test_invalidate_bumps_source_generation(viewer: ngshow.Viewer) -> None:
     config, _ = viewer.documents["c"].snapshot()
     assert config["sourceGenerations"] == {layer.key: 1}
     assert request(f"{base_url(viewer)}/neuroglancer/info/{layer.key}").json()["generation"] == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    factors=st.lists(st.integers(-1, 9), min_size=0, max_size=4),
+    start=st.lists(st.integers(-3, 30), min_size=0, max_size=4),
+    end=st.lists(st.integers(-3, 30), min_size=0, max_size=4),
+    encoding=st.sampled_from(["raw", "npz", "jpeg", "zip", ""]),
+)
+def test_any_chunk_request_is_answered_200_or_4xx(
+    viewer: ngshow.Viewer, factors: list[int], start: list[int], end: list[int], encoding: str
+) -> None:
+    layer = viewer.layers.get("v") or viewer.add(asymmetric((9, 13, 22), "uint8"), name="v", kind="image")
+    join = lambda v: ",".join(str(x) for x in v)  # noqa: E731
+    reply = request(f"{base_url(viewer)}/neuroglancer/{encoding}/{layer.key}/{join(factors)}/{join(start)}/{join(end)}")
+    assert reply.status in (200, 400, 404), (reply.status, reply.text)
+    if reply.status == 200:
+        shape = [e - s for s, e in zip(start, end)][::-1]
+        if encoding == "raw":
+            assert len(reply.body) == int(np.prod(shape))
+    else:
+        assert reply.text  # says what is wrong
