@@ -130,3 +130,20 @@ def test_precomputed_folders_open_as_pyramids(tmp_path: Path) -> None:
         assert [tuple(level.shape) for level in opened.data] == [(6, 8, 10), (6, 4, 5)]
         np.testing.assert_array_equal(opened.data[0][1:4, 2:8, 3:9], labels[1:4, 2:8, 3:9])
         np.testing.assert_array_equal(opened.data[1][:, :, :], coarse)
+
+
+def test_cli_mesh_writes_one_file_per_label(tmp_path: Path) -> None:
+    labels = np.zeros((12, 14, 16), np.uint32)
+    labels[2:9, 3:10, 4:12] = 3
+    labels[2:6, 3:6, 13:15] = 8
+    np.save(tmp_path / "labels.npy", labels)
+    result = run_cli("mesh", str(tmp_path / "labels.npy"), str(tmp_path / "all"), "--voxel-size", "4,4,40")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["3.obj", "8.obj"]
+    obj = (tmp_path / "all" / "3.obj").read_text()
+    xs = [float(line.split()[1]) for line in obj.splitlines() if line.startswith("v ")]
+    assert 4 * 4 - 4 <= min(xs) and max(xs) <= 12 * 4 + 4  # nm, x from voxels 4..12
+    result = run_cli("mesh", str(tmp_path / "labels.npy"), str(tmp_path / "one"), "--ids", "8", "--format", "precomputed")
+    assert result.returncode == 0 and [p.name for p in (tmp_path / "one").iterdir()] == ["8"]
+    missing = run_cli("mesh", str(tmp_path / "labels.npy"), str(tmp_path / "x"), "--ids", "5")
+    assert missing.returncode == 2 and "ngshow mesh: error:" in missing.stderr

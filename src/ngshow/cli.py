@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ngshow",
         description="Show array files in Neuroglancer, served from this machine.",
         epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH. "
-        "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed) and `ngshow validate OUTPUT`.",
+        "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed), `ngshow validate OUTPUT`, "
+        "`ngshow mesh LABELS DIR` (mesh files).",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
@@ -62,6 +63,49 @@ def _size(text: str) -> tuple[int, int]:
     return (width, height)
 
 
+def mesh_command(argv: Sequence[str]) -> int:
+    """``ngshow mesh LABELS OUT``: write one mesh file per label with ngshow's own mesher."""
+    parser = argparse.ArgumentParser(prog="ngshow mesh", description="Mesh the labels of a segmentation file.")
+    parser.add_argument("labels", metavar="FILE", help="a (z, y, x) label array file (FILE/PATH inside containers)")
+    parser.add_argument("output", metavar="DIR", help="folder for the mesh files (made if missing)")
+    parser.add_argument("--ids", type=_ids, help="comma-separated labels (default: every nonzero label)")
+    parser.add_argument("--format", choices=["obj", "ply", "precomputed"], default="obj")
+    parser.add_argument("--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="X,Y,Z")
+    parser.add_argument("--no-simplify", action="store_true", help="keep every marching-cubes triangle")
+    args = parser.parse_args(argv)
+
+    from .mesh import mesh, mesh_all
+
+    try:
+        opened = open_array(args.labels)
+        simplify = not args.no_simplify
+        if args.ids is None:
+            meshes = mesh_all(opened.data, voxel_size=args.voxel_size, simplify=simplify)
+        else:
+            meshes = {i: mesh(opened.data, i, voxel_size=args.voxel_size, simplify=simplify) for i in args.ids}
+    except (NgshowError, OSError) as e:
+        print(f"ngshow mesh: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for label, m in meshes.items():
+        if args.format == "obj":
+            (out / f"{label}.obj").write_text(m.to_obj())
+        elif args.format == "ply":
+            (out / f"{label}.ply").write_bytes(m.to_ply())
+        else:
+            (out / str(label)).write_bytes(m.to_precomputed())
+    print(f"wrote {len(meshes)} meshes to {out}")
+    return 0
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (2 for bad input).
 
@@ -72,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .convert import cli as convert_cli
 
         return convert_cli.main(argv)
+    if argv and argv[0] == "mesh":
+        return mesh_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]
