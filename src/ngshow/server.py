@@ -78,9 +78,8 @@ class Server:
         self._viewers: dict[str, Viewer] = {}
         self._lock = threading.Lock()
         self._closing = False
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="ngshow-data"
-        )
+        self.workers = min(32, (os.cpu_count() or 1) + 4)
+        self.executor = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="ngshow-data")
         self.meshes = MeshService()
         self.callbacks = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ngshow-callbacks"
@@ -107,7 +106,7 @@ class Server:
         return f"http://{host}:{self.port}"
 
     async def _start(self) -> None:
-        self._slots = asyncio.Semaphore(2 * self.executor._max_workers)
+        self._slots = asyncio.Semaphore(2 * self.workers)
         app = web.Application(middlewares=[self._errors, self._host_check], client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/v/{token}", self._redirect_slash)
