@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import struct
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -383,3 +384,140 @@ def test_cli_convert_then_validate(tmp_path: Path, capsys: pytest.CaptureFixture
     (out / "8_8_8" / "0-32_0-32_0-32").unlink()
     assert cli_main(["validate", str(out)]) == 1
     assert "missing chunk" in capsys.readouterr().out
+
+
+# --- segment properties ----------------------------------------------------------------------
+
+TABLE: dict[str, Any] = {
+    "ids": [12, 7, "40"],
+    "label": ["soma", "glia", "axon"],
+    "description": ["a cell body", "", "long"],
+    "tags": [["big"], [], ["odd", "big"]],
+    "voxels": [1000, 20, 3],
+    "volume_um3": [1.5, 0.25, 3],
+    "cell_type": ["pyramidal", "astrocyte", "pyramidal"],
+}
+
+EXPECTED_PROPERTIES = {
+    "@type": "neuroglancer_segment_properties",
+    "inline": {
+        "ids": ["12", "7", "40"],
+        "properties": [
+            {"id": "label", "type": "label", "values": ["soma", "glia", "axon"]},
+            {"id": "description", "type": "description", "values": ["a cell body", "", "long"]},
+            {"id": "tags", "type": "tags", "tags": ["big", "odd"], "values": [[0], [], [0, 1]]},
+            {"id": "voxels", "type": "number", "data_type": "int32", "values": [1000, 20, 3]},
+            {"id": "volume_um3", "type": "number", "data_type": "float32",
+             "values": [1.5, 0.25, 3]},
+            {"id": "cell_type", "type": "string", "values": ["pyramidal", "astrocyte", "pyramidal"]},
+        ],
+    },
+}
+
+
+def test_segment_properties_are_written_in_neuroglancer_format(
+    tmp_path: Path, pool: Executor
+) -> None:
+    root = tmp_path / "seg"
+    table = dict(TABLE, ids=np.array([12, 7, 40], np.uint64))  # NumPy columns work too
+    p = plan(label_volume(), root, kind="segmentation", chunk_size=32, segment_properties=table)
+    assert pickle.loads(pickle.dumps(p)).segment_properties_json == p.segment_properties_json
+    run(p, pool, progress=False)
+    assert json.loads((root / "segment_properties" / "info").read_text()) == EXPECTED_PROPERTIES
+    assert json.loads((root / "info").read_text())["segment_properties"] == "segment_properties"
+    assert validate(str(root), full=True) == []
+    # without a table, no reference and no folder
+    plain = tmp_path / "plain"
+    run(plan(label_volume(), plain, kind="segmentation", chunk_size=32), pool, progress=False)
+    assert "segment_properties" not in json.loads((plain / "info").read_text())
+    assert not (plain / "segment_properties").exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ([1, 2], "must be a mapping of columns"),
+        ({"label": ["a"]}, "needs an 'ids' column"),
+        ({"ids": "12"}, "must be a list of values"),
+        ({"ids": [1.5]}, "ids[0] is 1.5"),
+        ({"ids": [-1]}, "is not a uint64"),
+        ({"ids": [3, 4, 3]}, "repeat segment 3"),
+        ({"ids": [1, 2], "label": ["a"]}, "has 1 values for 2 ids"),
+        ({"ids": [1, 2], "size": [1.0, float("nan")]}, "numbers must be finite"),
+        ({"ids": [1], "size": [float("inf")]}, "numbers must be finite"),
+        ({"ids": [1], "size": [2**40]}, "beyond int32/uint32"),
+        ({"ids": [1], "label": [3]}, "label values are strings"),
+        ({"ids": [1, 2], "mixed": [1, "a"]}, "only strings, only numbers"),
+        ({"ids": [1], "tags": [["two words"]]}, "without spaces"),
+        ({"ids": [1], "tags": [["Big", "big"]]}, "case-insensitively"),
+        ({"ids": [1], "a": [["x"]], "b": [["y"]]}, "second tags column"),
+    ],
+)
+def test_segment_properties_reject_bad_tables(tmp_path: Path, table: Any, message: str) -> None:
+    with pytest.raises(ConvertError, match=re.escape(message)):
+        plan(label_volume(), tmp_path / "seg", kind="segmentation", segment_properties=table)
+
+
+def test_segment_properties_need_a_segmentation(tmp_path: Path) -> None:
+    with pytest.raises(ConvertError, match="kind='segmentation'"):
+        plan(image_volume(), tmp_path / "img", segment_properties={"ids": [1], "label": ["a"]})
+
+
+def test_validate_catches_broken_segment_properties(tmp_path: Path, pool: Executor) -> None:
+    root = tmp_path / "seg"
+    p = plan(label_volume(), root, kind="segmentation", chunk_size=32, segment_properties=TABLE)
+    run(p, pool, progress=False)
+    key = "segment_properties/info"
+    path = root / key
+
+    def problems_after(doc: Any) -> list[tuple[str, str]]:
+        path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+        return [(p.key, p.message) for p in validate(str(root))]
+
+    assert problems_after(EXPECTED_PROPERTIES) == []
+    assert problems_after('{"@type": "neuroglancer_segment_properties", ')[0][1].startswith(
+        "not valid JSON"
+    )
+    doc = json.loads(json.dumps(EXPECTED_PROPERTIES))
+    doc["inline"]["properties"][3]["values"].pop()
+    assert problems_after(doc) == [(key, "property 'voxels': 2 values for 3 ids")]
+    doc = json.loads(json.dumps(EXPECTED_PROPERTIES))
+    doc["inline"]["ids"][1] = "12"
+    assert problems_after(doc) == [(key, "inline ids are not unique")]
+    doc = json.loads(json.dumps(EXPECTED_PROPERTIES))
+    doc["inline"]["ids"][0] = 12
+    assert problems_after(doc) == [(key, "inline ids must be a list of decimal uint64 strings")]
+    doc = json.loads(json.dumps(EXPECTED_PROPERTIES))
+    del doc["inline"]["properties"][3]["data_type"]
+    doc["inline"]["properties"][2]["values"][2] = [1, 0]
+    assert problems_after(doc) == [
+        (key, "property 'tags': values must be increasing lists of tag indices"),
+        (key, "property 'voxels': data_type is None, expected one of "
+              "uint8, int8, uint16, int16, uint32, int32, float32"),
+    ]
+    path.unlink()
+    assert [(p.key, p.message) for p in validate(str(root))] == [(key, "missing")]
+    info = json.loads((root / "info").read_text())
+    (root / "info").write_text(json.dumps(dict(info, segment_properties="/abs")))
+    assert [(p.key, p.message) for p in validate(str(root))] == [
+        ("info", "segment_properties is '/abs', expected a directory name")
+    ]
+
+
+def test_cli_segment_properties_round_trip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "seg.npy", label_volume().astype(np.uint32))
+    (tmp_path / "props.json").write_text(json.dumps(TABLE))
+    out = tmp_path / "out"
+    args = ["convert", str(tmp_path / "seg.npy"), str(out), "--segmentation", "--chunk-size", "32",
+            "--executor", "threads", "--workers", "2", "--no-progress"]
+    assert cli_main([*args, "--segment-properties", str(tmp_path / "props.json")]) == 0
+    assert json.loads((out / "segment_properties" / "info").read_text()) == EXPECTED_PROPERTIES
+    assert cli_main(["validate", str(out)]) == 0
+    capsys.readouterr()
+    (tmp_path / "bad.json").write_text(json.dumps({"ids": [1, 2], "label": ["a"]}))
+    assert cli_main([*args, "--segment-properties", str(tmp_path / "bad.json")]) == 1
+    assert "has 1 values for 2 ids" in capsys.readouterr().err
+    assert cli_main([*args, "--segment-properties", str(tmp_path / "nowhere.json")]) == 1
+    assert "cannot read segment properties" in capsys.readouterr().err

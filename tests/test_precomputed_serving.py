@@ -19,7 +19,11 @@ def write_dataset(folder: Path) -> np.ndarray:
     labels = np.zeros((16, 32, 32), np.uint32)
     labels[(z - 8) ** 2 + (y - 16) ** 2 + (x - 12) ** 2 < 6**2] = 5
     labels[(z - 8) ** 2 + (y - 16) ** 2 + (x - 24) ** 2 < 5**2] = 6
-    plan = convert.plan(labels, str(folder), kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16, mesh=True)
+    properties = {"ids": [5, 6], "label": ["big ball", "small ball"], "voxels": [int((labels == 5).sum()), int((labels == 6).sum())]}
+    plan = convert.plan(
+        labels, str(folder), kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16, mesh=True,
+        segment_properties=properties,
+    )
     with ThreadPoolExecutor(2) as pool:
         convert.run(plan, pool, progress=False)
     assert convert.validate(str(folder)) == []
@@ -37,6 +41,7 @@ def test_local_dataset_files_are_served_with_the_token_only(viewer: ngshow.Viewe
     info = request(url + "/info").json()
     assert info["type"] == "segmentation" and info["mesh"]
     assert request(url + "/mesh/5:0").status == 200
+    assert request(url + "/segment_properties/info").json()["inline"]["ids"] == ["5", "6"]
     dataset_token = url.rsplit("/", 1)[1]
     for path in ("../secret.txt", "%2e%2e/secret.txt", "mesh/../../secret.txt", "nope", "mesh"):
         assert request(f"{url}/{path}").status == 404, path

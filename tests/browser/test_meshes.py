@@ -57,4 +57,11 @@ def test_converted_dataset_opens_and_its_meshes_draw(page: BrowserPage, viewer: 
     with viewer.txn() as s:
         s.select_segments("seg", [5])
     page.wait_for_pixels(lambda: coloured(1) > 1000, "the converted mesh of segment 5 did not draw")
+    # The dataset's segment_properties reached the client: segment 5's label is known to the layer.
+    page.page.wait_for_function(
+        "() => { const m = window.viewer.layerManager.getLayerByName('seg').layer.displayState"
+        ".segmentationGroupState.value.segmentPropertyMap.value;"
+        " return m !== undefined && JSON.stringify(m.labels).includes('big ball'); }",
+        timeout=20_000,
+    )
     assert page.problems.all() == []

@@ -62,6 +62,9 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-quality", type=int, default=85)
     parser.add_argument("--mesh", action="store_true", help="also forge and merge meshes")
     parser.add_argument("--mesh-mip", type=_levels, default="auto", metavar="N|auto")
+    parser.add_argument("--segment-properties", metavar="FILE.json",
+                        help='per-segment properties (segmentations), a JSON object of columns: '
+                             '{"ids": [...], "label": [...], "<name>": [numbers], ...}')
     parser.add_argument("--executor", default="processes", metavar="processes|threads|tcp://HOST:PORT",
                         help="a local process pool (default), threads, or a dask scheduler address")
     parser.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
@@ -97,8 +100,10 @@ def run_convert(args: argparse.Namespace) -> int:
     """Run ``ngshow convert``; returns the exit status."""
     from . import open_input, plan, run
     from ..errors import NgshowError
+    from .properties import load_table
 
     try:
+        table = load_table(args.segment_properties) if args.segment_properties else None
         data = open_input(args.input)
         p = plan(
             data,
@@ -113,6 +118,7 @@ def run_convert(args: argparse.Namespace) -> int:
             mesh_mip=args.mesh_mip,
             jpeg_quality=args.jpeg_quality,
             memory_budget=args.memory_budget << 20,
+            segment_properties=table,
         )
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)

@@ -2,7 +2,7 @@
 
 A plan is a sequence of :class:`Stage` barriers, each a tuple of frozen task dataclasses
 (:mod:`ngshow.convert.tasks`), plus the documents the driver writes (``info``, ``mesh/info``,
-``provenance``).  Nothing here reads or writes the destination: :func:`ngshow.convert.run` does.
+``provenance``, ``segment_properties/info``).  Nothing here reads or writes the destination: :func:`ngshow.convert.run` does.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,8 +18,10 @@ import numpy as np
 
 from ..errors import InvalidRequest
 from ..sources import ArraySource
+from .errors import ConvertError
 from .inputs import check_picklable, region_of
 from .precomputed import Scale, Triple, scale_key, volume_info
+from .properties import segment_properties_info
 from .storage import Store
 from .tasks import Downsample, Layout, MeshForge, MeshMerge, Task, WriteChunks
 
@@ -30,6 +32,7 @@ DEFAULT_MEMORY_BUDGET = 512 << 20
 #: A stage is split into at least this many tasks where the volume allows, so workers stay busy.
 MIN_TASKS = 16
 MESH_DIR = "mesh"
+SEGMENT_PROPERTIES_DIR = "segment_properties"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Plan:
     provenance_json: str
     stages: tuple[Stage, ...]
     mesh_dir: str | None = None
+    #: The ``segment_properties/info`` document, or None.
+    segment_properties_json: str | None = None
 
     @property
     def info(self) -> dict[str, Any]:
@@ -179,6 +184,7 @@ def plan(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     min_tasks: int = MIN_TASKS,
     fuse: bool = True,
+    segment_properties: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Plan the conversion of ``source`` into a precomputed dataset at ``dest``.
 
@@ -213,11 +219,28 @@ def plan(
     fuse
         Compute the first mips in the scale-0 tasks, from the blocks they have read, where the
         budget and ``min_tasks`` allow (the output is the same either way).
+    segment_properties
+        Segmentations only: a table of per-segment properties in column form, written as
+        ``segment_properties/info`` (Neuroglancer's ``neuroglancer_segment_properties``)::
+
+            {"ids": [12, 40], "label": ["soma", "axon"], "description": ["...", "..."],
+             "tags": [["big"], []], "volume_um3": [1.5, 0.25]}
+
+        ``ids`` (uint64 integers or decimal strings, unique) is required; every other column
+        has one value per id.  ``label`` and ``description`` hold strings; a column of lists of
+        strings is the tags; a column of numbers is a number property (int32, uint32 or
+        float32); any other column of strings is a string property.  See
+        :mod:`ngshow.convert.properties`.
 
     Returns
     -------
     Plan
         Pure data; pass it to :func:`ngshow.convert.run`.
+
+    Raises
+    ------
+    ConvertError
+        If ``segment_properties`` is given for an image, or is malformed.
     """
     if isinstance(source, ArraySource):
         # A source may carry a pyramid of arrays; the finest level is the input, and the
@@ -267,6 +290,13 @@ def plan(
         )
     if mesh and kind != "segmentation":
         raise InvalidRequest("meshes need kind='segmentation'")
+    properties_json: str | None = None
+    if segment_properties is not None:
+        if kind != "segmentation":
+            raise ConvertError("segment_properties need kind='segmentation'")
+        properties_json = json.dumps(
+            segment_properties_info(segment_properties), indent=2, sort_keys=True
+        )
 
     steps = mip_steps(size, src.voxel_size, chunk, mip_levels)
     scales = [
@@ -369,7 +399,8 @@ def plan(
         )
 
     info = volume_info(
-        kind=kind, data_type=dtype.name, num_channels=channels, scales=scales, mesh=mesh_name
+        kind=kind, data_type=dtype.name, num_channels=channels, scales=scales, mesh=mesh_name,
+        segment_properties=None if properties_json is None else SEGMENT_PROPERTIES_DIR,
     )
     from .. import __version__
 
@@ -399,5 +430,6 @@ def plan(
         provenance_json=json.dumps(provenance, indent=2, sort_keys=True),
         stages=tuple(stages),
         mesh_dir=mesh_name,
+        segment_properties_json=properties_json,
     )
 

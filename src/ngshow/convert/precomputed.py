@@ -115,7 +115,13 @@ def _json_number(value: float) -> int | float:
 
 
 def volume_info(
-    *, kind: str, data_type: str, num_channels: int, scales: Sequence[Scale], mesh: str | None
+    *,
+    kind: str,
+    data_type: str,
+    num_channels: int,
+    scales: Sequence[Scale],
+    mesh: str | None,
+    segment_properties: str | None = None,
 ) -> dict[str, Any]:
     """The dataset's root ``info`` document."""
     info: dict[str, Any] = {
@@ -127,6 +133,8 @@ def volume_info(
     }
     if mesh is not None:
         info["mesh"] = mesh
+    if segment_properties is not None:
+        info["segment_properties"] = segment_properties
     return info
 
 

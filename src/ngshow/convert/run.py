@@ -1,6 +1,6 @@
 """``run()``: the one place a plan is executed, on any :class:`concurrent.futures.Executor`.
 
-The driver writes ``info``, ``mesh/info`` and ``provenance``; tasks write chunks and meshes.
+The driver writes ``info``, ``mesh/info``, ``segment_properties/info`` and ``provenance``; tasks write chunks and meshes.
 Stages are barriers.  Inside a stage at most ``max_in_flight`` tasks are submitted at once, so
 a plan of a million tasks (each carrying its input region) never piles up in memory.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ConvertError
 from .inputs import Region, Spill
-from .plan import Plan, Stage
+from .plan import SEGMENT_PROPERTIES_DIR, Plan, Stage
 from .storage import Store
 from .tasks import Task, TaskResult, execute
 
@@ -119,6 +119,8 @@ def _write_documents(plan: Plan, store: Store) -> None:
     store.put("provenance", plan.provenance_json.encode())
     if plan.mesh_dir is not None:
         store.put(f"{plan.mesh_dir}/info", b'{"@type":"neuroglancer_legacy_mesh"}')
+    if plan.segment_properties_json is not None:
+        store.put(f"{SEGMENT_PROPERTIES_DIR}/info", plan.segment_properties_json.encode())
 
 
 def _run_stage(

@@ -2,7 +2,8 @@
 
 Checks the ``info`` document, that every chunk of every (unsharded) scale exists with the right
 size (and, with ``full=True``, decodes to the right shape), and the legacy mesh directory:
-``mesh/info``, each ``<id>:0`` manifest and the fragments it lists.
+``mesh/info``, each ``<id>:0`` manifest and the fragments it lists; and, when ``info`` names one,
+the ``segment_properties`` info (parseable, unique ids, one value per id in every property).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..errors import InvalidRequest
 from .precomputed import DATA_TYPES, ENCODINGS, Scale, decode_chunk
+from .properties import check_segment_properties
 from .storage import WORK_PREFIX, Store
 
 __all__ = ["Problem", "validate"]
@@ -123,7 +125,30 @@ def validate(url: str, *, full: bool = False, max_problems: int = 1000) -> list[
             report("info", f"mesh is {mesh!r}, expected a directory name")
         else:
             _check_meshes(store, mesh, full, report)
+    properties = info.get("segment_properties")
+    if properties is not None:
+        if kind != "segmentation":
+            report("info", "segment_properties is only allowed for segmentations")
+        if not isinstance(properties, str) or not properties or properties.startswith("/"):
+            report("info", f"segment_properties is {properties!r}, expected a directory name")
+        else:
+            _check_properties(store, properties.rstrip("/"), report)
     return problems
+
+
+def _check_properties(store: Store, folder: str, report: Any) -> None:
+    key = f"{folder}/info"
+    raw = store.get(key)
+    if raw is None:
+        report(key, "missing")
+        return
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        report(key, f"not valid JSON: {e}")
+        return
+    for message in check_segment_properties(doc):
+        report(key, message)
 
 
 def _check_scale_entry(
