@@ -29,7 +29,7 @@ import numpy as np
 from . import _native
 from .errors import InvalidArray, InvalidRequest, NotFound
 from .lru import ByteLRU
-from .sources import read_box
+from .sources import read_box, xyz
 
 __all__ = ["Mesh", "MeshService", "mesh", "mesh_all"]
 
@@ -136,16 +136,6 @@ def _fragment(vertices: np.ndarray[Any, Any], faces: np.ndarray[Any, Any]) -> by
         + np.ascontiguousarray(vertices, dtype="<f4").tobytes()
         + np.ascontiguousarray(faces, dtype="<u4").tobytes()
     )
-
-
-def _triple(values: Sequence[float], what: str) -> tuple[float, float, float]:
-    try:
-        x, y, z = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise InvalidArray(f"{what} must be three numbers (x, y, z), got {values!r}") from None
-    if not all(math.isfinite(v) for v in (x, y, z)):
-        raise InvalidArray(f"{what} must be finite, got {values!r}")
-    return (x, y, z)
 
 
 def _label_dtype(dtype: Any) -> np.dtype[Any]:
@@ -269,8 +259,8 @@ def mesh(
         If ``id`` is 0 (background) or does not occur.
     """
     shape = _require_3d(labels)
-    vs = _triple(voxel_size, "voxel_size")
-    off = _triple(offset, "offset")
+    vs = xyz(voxel_size, "voxel_size")
+    off = xyz(offset, "offset")
     if any(v <= 0 for v in vs):
         raise InvalidArray(f"voxel_size must be > 0, got {tuple(voxel_size)}")
     dtype = np.dtype(labels.dtype)
@@ -346,8 +336,8 @@ def mesh_all(
     the same threads.  Arrays that are not NumPy are read whole.
     """
     shape = _require_3d(labels)
-    vs = _triple(voxel_size, "voxel_size")
-    off = _triple(offset, "offset")
+    vs = xyz(voxel_size, "voxel_size")
+    off = xyz(offset, "offset")
     if any(v <= 0 for v in vs):
         raise InvalidArray(f"voxel_size must be > 0, got {tuple(voxel_size)}")
     _label_dtype(labels.dtype)

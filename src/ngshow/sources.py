@@ -145,12 +145,10 @@ class ArraySource:
                 DtypeConversionWarning,
                 stacklevel=3,
             )
-        self.voxel_size = _triple(voxel_size, "voxel_size")
+        self.voxel_size = xyz(voxel_size, "voxel_size")
         if any(not (v > 0 and math.isfinite(v)) for v in self.voxel_size):
             raise InvalidArray(f"voxel_size must be finite and > 0, got {tuple(voxel_size)}")
-        self.offset = _triple(offset, "offset")
-        if any(not math.isfinite(v) for v in self.offset):
-            raise InvalidArray(f"offset must be finite, got {tuple(offset)}")
+        self.offset = xyz(offset, "offset")
         if max_downsampling < 1:
             raise InvalidArray("max_downsampling must be >= 1")
         self.max_downsampling = int(max_downsampling)
@@ -309,9 +307,12 @@ def _lossy(before: np.ndarray[Any, Any], after: np.ndarray[Any, Any]) -> bool:
     return False
 
 
-def _triple(values: Sequence[float], what: str) -> tuple[float, float, float]:
+def xyz(values: Sequence[float], what: str) -> tuple[float, float, float]:
+    """Three finite numbers ``(x, y, z)``; :class:`InvalidArray` naming ``what`` otherwise."""
     try:
         x, y, z = (float(v) for v in values)
     except (TypeError, ValueError):
         raise InvalidArray(f"{what} must be three numbers (x, y, z), got {values!r}") from None
+    if not all(math.isfinite(v) for v in (x, y, z)):
+        raise InvalidArray(f"{what} must be finite, got {tuple(values)}")
     return (x, y, z)

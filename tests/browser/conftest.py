@@ -70,6 +70,14 @@ class BrowserPage:
         png = self.page.screenshot()
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
+    def wait_for_position(self, xyz: list[float], timeout_ms: float = 20_000) -> None:
+        """Wait until the viewer's position is ``xyz`` (global voxel coordinates)."""
+        self.page.wait_for_function(
+            f"() => {{ const p = window.viewer.navigationState.position.value; const e = {xyz};"
+            " return e.every((v, i) => Math.abs(p[i] - v) < 1e-3); }",
+            timeout=timeout_ms,
+        )
+
     def wait_for_pixels(
         self, check: Callable[[], bool], message: str, timeout_s: float = 60.0, panel_ready: bool = True
     ) -> None:

@@ -95,26 +95,19 @@ def test_two_tabs_stay_consistent(page: BrowserPage, second_page: BrowserPage, v
     assert viewer.connected_clients() == 2
     position = "() => Array.from(window.viewer.navigationState.position.value)"
 
-    def wait_for_position(tab: BrowserPage, xyz: list[float]) -> None:
-        tab.page.wait_for_function(
-            f"() => {{ const p = window.viewer.navigationState.position.value; const e = {xyz};"
-            " return e.every((v, i) => Math.abs(p[i] - v) < 1e-3); }",
-            timeout=20_000,
-        )
-
     # Python's edit reaches both tabs.
     with viewer.txn() as s:
         s.position = [11.5, 22.5, 3.5]
     for tab in (page, second_page):
-        wait_for_position(tab, [11.5, 22.5, 3.5])
+        tab.wait_for_position([11.5, 22.5, 3.5])
     # An edit in tab 1 reaches Python and tab 2; then one in tab 2 reaches tab 1.
     changed = threading.Event()
     viewer.on_state_changed(lambda s: changed.set() if s.position == [40.5, 30.5, 2.5] else None)
     page.page.evaluate("() => { window.viewer.navigationState.position.value = new Float32Array([40.5, 30.5, 2.5]); }")
-    wait_for_position(second_page, [40.5, 30.5, 2.5])
+    second_page.wait_for_position([40.5, 30.5, 2.5])
     assert changed.wait(20)
     second_page.page.evaluate("() => { window.viewer.navigationState.position.value = new Float32Array([5.5, 6.5, 1.5]); }")
-    wait_for_position(page, [5.5, 6.5, 1.5])
+    page.wait_for_position([5.5, 6.5, 1.5])
     page.page.wait_for_timeout(500)  # no echo may undo it
     assert page.page.evaluate(position) == second_page.page.evaluate(position) == [5.5, 6.5, 1.5]
     assert viewer.state.position == [5.5, 6.5, 1.5]

@@ -108,11 +108,7 @@ def test_browser_and_python_share_state(page: BrowserPage, viewer: ngshow.Viewer
     # Python moves the view; the browser follows.
     with viewer.txn() as s:
         s.position = [10.5, 50.5, 3.5]
-    page.page.wait_for_function(
-        "() => { const p = window.viewer.navigationState.position.value;"
-        " return Math.abs(p[0] - 10.5) < 1e-3 && Math.abs(p[1] - 50.5) < 1e-3 && Math.abs(p[2] - 3.5) < 1e-3; }",
-        timeout=20_000,
-    )
+    page.wait_for_position([10.5, 50.5, 3.5])
     assert page.problems.all(ignore=EXPECTED) == []
 
 
