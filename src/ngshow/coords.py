@@ -384,13 +384,14 @@ class CoordinateSpace:
         return [self.axes[i].voxel_offset for i in reversed(range(self.rank))]
 
     def output_order(self) -> list[int]:
-        """Array indices in the order the client's global dimensions should take: x, y, z first
-        (whatever the array's order), other spatial axes, time, then channels."""
+        """Array indices in the order the client's dimensions should take: x, y, z first (whatever
+        the array's order), then the other axes in reverse array order.  Channel axes keep their
+        place (the client maps layer-local dimensions only to themselves)."""
         reverse = list(reversed(range(self.rank)))
-        first = [i for name in _CANONICAL for i in reverse if self.axes[i].name.lower() == name and self.axes[i].kind == "space"]
-        rest = [i for i in reverse if i not in first]
-        order = {"space": 0, "time": 1, "channel": 2}
-        return first + sorted(rest, key=lambda i: order[self.axes[i].kind])
+        global_axes = [i for i in reverse if self.axes[i].kind != "channel"]
+        first = [i for name in _CANONICAL for i in global_axes if self.axes[i].name.lower() == name and self.axes[i].kind == "space"]
+        ordered = iter(first + [i for i in global_axes if i not in first])
+        return [i if self.axes[i].kind == "channel" else next(ordered) for i in reverse]
 
     def source_transform(self) -> dict[str, Any] | None:
         """The layer source's ``transform`` JSON, or None when the identity does.
