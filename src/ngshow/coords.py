@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import AxesGuessWarning, InvalidArray
 
-__all__ = ["Axis", "AxisKind", "CoordinateSpace", "parse_unit", "default_axes", "kind_of", "xyz", "MAX_RANK"]
+__all__ = ["Axis", "AxisKind", "CoordinateSpace", "parse_unit", "default_axes", "kind_of", "to_base", "xyz", "MAX_RANK"]
 
 AxisKind = Literal["space", "time", "channel"]
 
@@ -74,6 +74,15 @@ def parse_unit(unit: str) -> tuple[float, str]:
     )
 
 
+def to_base(value: float, factor: float) -> float:
+    """``value * factor``, divided by the inverse for small factors so 6 nm is exactly 6e-09 m."""
+    if 0 < factor < 1:
+        inverse = round(1 / factor)
+        if abs(inverse * factor - 1) < 1e-12:
+            return value / inverse
+    return value * factor
+
+
 def kind_of(name: str) -> AxisKind:
     """The kind an axis name implies: ``t``/``time`` → time, ``c``/``channel`` → channel, else space."""
     lower = name.lower()
@@ -101,7 +110,7 @@ class Axis:
     @property
     def base_scale(self) -> float:
         """``scale`` in the SI base unit (metres, seconds, hertz)."""
-        return self.scale * parse_unit(self.unit)[0]
+        return to_base(self.scale, parse_unit(self.unit)[0])
 
     @property
     def base_unit(self) -> str:
