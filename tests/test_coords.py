@@ -236,3 +236,26 @@ def test_the_viewer_says_once_that_1_nm_is_assumed(caplog: pytest.LogCaptureFixt
         assert sum("1 nm voxels are assumed" in r.message for r in caplog.records) == 1
     finally:
         ngshow.stop()
+
+
+def test_positions_and_pointer_coordinates_follow_each_layers_axes() -> None:
+    viewer = ngshow.Viewer()
+    try:
+        fine = viewer.add(np.zeros((4, 8, 16), np.uint8), name="fine", voxel_size=(4, 4, 40))
+        movie = viewer.add(
+            np.zeros((5, 4, 8, 16), np.uint8), name="movie", axes="tzyx", scale=(2, 0.04, 0.008, 0.008),
+            units=("s", "um", "um", "um"), translate=(0, 0, 0, 0.016),
+        )
+        dims = viewer.dimensions()
+        assert dims == {"x": [4e-9, "m"], "y": [4e-9, "m"], "z": [4e-8, "m"], "t": [2.0, "s"]}
+        viewer.set_position((3, 1, 2, 5), layer="movie")  # t=3, z=1, y=2, x=5 of the movie
+        position = viewer.state.position
+        assert position == pytest.approx([(5 * 8 + 16) / 4, 2 * 8 / 4, 1, 3])
+        np.testing.assert_allclose(movie.index_at(position, dims), (3, 1, 2, 5))
+        np.testing.assert_allclose(fine.index_at(position, dims), (1, 4, 14))
+        action = ngshow.ActionState.from_json("a", {"mousePosition": position, "viewerState": {"dimensions": dims}})
+        assert action.index_in(movie) == pytest.approx([3, 1, 2, 5])
+        with pytest.raises(ngshow.NotFound, match="no array layer"):
+            viewer.set_position((0, 0, 0), layer="nope")
+    finally:
+        ngshow.stop()
