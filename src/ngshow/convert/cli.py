@@ -65,6 +65,9 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segment-properties", metavar="FILE.json",
                         help='per-segment properties (segmentations), a JSON object of columns: '
                              '{"ids": [...], "label": [...], "<name>": [numbers], ...}')
+    parser.add_argument("--sharding", choices=("auto", "on", "off"), default="auto",
+                        help="Neuroglancer's sharded format: on, off, or auto (default: for scales "
+                             "of more than 10000 chunks)")
     parser.add_argument("--executor", default="processes", metavar="processes|threads|tcp://HOST:PORT",
                         help="a local process pool (default), threads, or a dask scheduler address")
     parser.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
@@ -119,6 +122,7 @@ def run_convert(args: argparse.Namespace) -> int:
             jpeg_quality=args.jpeg_quality,
             memory_budget=args.memory_budget << 20,
             segment_properties=table,
+            sharding=args.sharding,
         )
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)

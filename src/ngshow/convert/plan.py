@@ -11,7 +11,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -22,6 +22,7 @@ from .errors import ConvertError
 from .inputs import check_picklable, region_of
 from .precomputed import Scale, Triple, scale_key, volume_info
 from .properties import segment_properties_info
+from .sharding import volume_sharding
 from .storage import Store
 from .tasks import Downsample, Layout, MeshForge, MeshMerge, Task, WriteChunks
 
@@ -29,6 +30,8 @@ __all__ = ["Plan", "Stage", "plan", "mip_steps"]
 
 #: Default memory a single task may use (decoded blocks and their downsampled copies).
 DEFAULT_MEMORY_BUDGET = 512 << 20
+#: With ``sharding="auto"``, scales of more chunks than this are sharded.
+SHARD_THRESHOLD = 10_000
 #: A stage is split into at least this many tasks where the volume allows, so workers stay busy.
 MIN_TASKS = 16
 MESH_DIR = "mesh"
@@ -156,6 +159,63 @@ def _grow_block(
     return (block[0], block[1], block[2])
 
 
+def _unit(
+    scales: Sequence[Scale], steps: Sequence[Triple], first: int, count: int, *, itself: bool
+) -> Triple:
+    """The smallest block (voxels of ``scales[first]``) aligned to the chunks, or the shards of
+    sharded scales, of ``scales[first + 1 : first + 1 + count]`` (and of ``scales[first]`` when
+    ``itself``).  Every cell is a chunk times a power of two, so the largest one per axis is a
+    multiple of all the others."""
+    out = [1, 1, 1]
+    factor = [1, 1, 1]
+    for j in range(first, first + count + 1):
+        if j > first:
+            factor = [f * s for f, s in zip(factor, steps[j - 1])]
+        elif not itself:
+            continue
+        cell = scales[j].shard_shape
+        out = [max(o, c * f) for o, c, f in zip(out, cell, factor)]
+    return (out[0], out[1], out[2])
+
+
+def _shard_scales(
+    scales: Sequence[Scale],
+    sharding: Literal["auto", "on", "off"] | bool,
+    voxel_bytes: int,
+    memory_budget: int,
+) -> list[Scale]:
+    """``scales`` with a sharding specification on those that ``sharding`` asks for.
+
+    Scale 0's shards are sized so a task holds its block about three times over (input, its
+    encoded chunks, the fused mips); a downsampled scale's so a task holds the 8x larger
+    block of the scale above twice.
+    """
+    if sharding is True:
+        sharding = "on"
+    elif sharding is False:
+        sharding = "off"
+    if sharding not in ("auto", "on", "off"):
+        raise InvalidRequest(f"sharding must be 'auto', 'on' or 'off', got {sharding!r}")
+    out = []
+    for i, s in enumerate(scales):
+        chunks = math.prod(s.grid)
+        if sharding == "off" or (sharding == "auto" and chunks <= SHARD_THRESHOLD):
+            out.append(s)
+            continue
+        chunk_bytes = math.prod(s.chunk_size) * voxel_bytes
+        held = 3 * chunk_bytes if i == 0 else 2 * 8 * chunk_bytes
+        per_shard = memory_budget // held
+        if per_shard < 1:
+            raise InvalidRequest(
+                f"memory_budget of {memory_budget} bytes is too small for sharded scale {s.key}: "
+                f"one task must hold at least {held} bytes (chunks of {chunk_bytes} bytes)"
+            )
+        encoding = "gzip" if s.encoding == "raw" else "raw"
+        spec = volume_sharding(s.grid, per_shard, data_encoding=encoding)  # type: ignore[arg-type]
+        out.append(replace(s, sharding=spec))
+    return out
+
+
 def _mesh_mip(scales: Sequence[Scale], mesh_mip: int | Literal["auto"]) -> int:
     if mesh_mip != "auto":
         if not 0 <= int(mesh_mip) < len(scales):
@@ -185,6 +245,7 @@ def plan(
     min_tasks: int = MIN_TASKS,
     fuse: bool = True,
     segment_properties: Mapping[str, Any] | None = None,
+    sharding: Literal["auto", "on", "off"] | bool = "auto",
 ) -> Plan:
     """Plan the conversion of ``source`` into a precomputed dataset at ``dest``.
 
@@ -231,6 +292,11 @@ def plan(
         strings is the tags; a column of numbers is a number property (int32, uint32 or
         float32); any other column of strings is a string property.  See
         :mod:`ngshow.convert.properties`.
+    sharding
+        ``"on"`` (or True): every scale in Neuroglancer's sharded format (one ``<hex>.shard`` file
+        per block of chunks, sized so one task writes one whole shard within
+        ``memory_budget``); ``"off"`` (or False): one file per chunk; ``"auto"``: sharded for the
+        scales of more than :data:`SHARD_THRESHOLD` chunks.
 
     Returns
     -------
@@ -241,6 +307,9 @@ def plan(
     ------
     ConvertError
         If ``segment_properties`` is given for an image, or is malformed.
+    InvalidRequest
+        If an option is invalid, e.g. ``sharding`` with a ``memory_budget`` too small to hold
+        the chunks of one shard.
     """
     if isinstance(source, ArraySource):
         # A source may carry a pyramid of arrays; the finest level is the input, and the
@@ -322,19 +391,20 @@ def plan(
             )
         )
 
+    voxel_bytes = dtype.itemsize * channels
+    scales = _shard_scales(scales, sharding, voxel_bytes, memory_budget)
     dest_url = Store(dest).url
     layout = Layout(Store(dest_url), kind, dtype.str, channels)
-    voxel_bytes = dtype.itemsize * channels
     stages: list[Stage] = []
 
     # (a) scale 0, read from the source in chunk-aligned blocks, and the first ``fused`` mips
     # computed from those blocks in memory (so scale 0 is not read back), as many as keep the
-    # blocks within the budget and the stage split into enough tasks.
+    # blocks within the budget and the stage split into enough tasks.  Blocks are aligned to
+    # the shards of every sharded scale they write.
     fused = 0
-    unit: Sequence[int] = chunk
+    unit: Sequence[int] = _unit(scales, steps, 0, 0, itself=True)
     while fuse and fused < len(steps):
-        factor = [math.prod(s[a] for s in steps[: fused + 1]) for a in range(3)]
-        trial = [c_ * f for c_, f in zip(chunk, factor)]
+        trial = _unit(scales, steps, 0, fused + 1, itself=True)
         held = math.prod(min(b, n) for b, n in zip(trial, size)) * voxel_bytes * 3
         if held > memory_budget or len(_tile(size, trial)) < 2 * min_tasks:
             break
@@ -358,15 +428,13 @@ def plan(
     while i < len(steps):
         k_best = 1
         for k in range(1, len(steps) - i + 1):
-            factor = [math.prod(s[a] for s in steps[i : i + k]) for a in range(3)]
-            blk = [c_ * f for c_, f in zip(chunk, factor)]
+            blk = _unit(scales, steps, i, k, itself=False)
             held = math.prod(min(b, n) for b, n in zip(blk, scales[i].size)) * voxel_bytes * 2
             n_tasks = len(_tile(scales[i].size, blk))
             if held > memory_budget or (k > 1 and n_tasks < min_tasks // 2):
                 break
             k_best = k
-        factor = [math.prod(s[a] for s in steps[i : i + k_best]) for a in range(3)]
-        blk = [c_ * f for c_, f in zip(chunk, factor)]
+        blk = _unit(scales, steps, i, k_best, itself=False)
         targets = tuple(scales[i + 1 : i + 1 + k_best])
         group = tuple(steps[i : i + k_best])
         ds_tasks = tuple(

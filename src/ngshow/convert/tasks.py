@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import MissingChunk
+from .errors import ConvertError, MissingChunk
 from .inputs import Region
 from .precomputed import Scale, Triple, decode_chunk, encode_chunk
+from .sharding import ShardReader, encode_shard
 from .storage import WORK_PREFIX, Store
 
 __all__ = [
@@ -65,6 +66,43 @@ class Layout:
     channels: int
 
 
+def _stored_chunks(
+    layout: Layout, scale: Scale, boxes: Sequence[tuple[Triple, Triple]]
+) -> Iterator[tuple[Triple, Triple, bytes]]:
+    """``(lo, hi, data)`` of each chunk box, from its own file or from its shard (ranged reads).
+
+    Raises
+    ------
+    MissingChunk
+        If a chunk (or its shard) has not been written.
+    """
+    store = layout.store
+    spec = scale.sharding
+    if spec is None:
+        for clo, chi in boxes:
+            key = scale.chunk_key(clo, chi)
+            data = store.get(key)
+            if data is None:
+                raise MissingChunk(f"chunk {key} is missing from {store.url}")
+            yield clo, chi, data
+        return
+    by_shard: dict[str, list[tuple[int, Triple, Triple]]] = defaultdict(list)
+    for clo, chi in boxes:
+        by_shard[scale.shard_key(clo)].append((scale.chunk_id(clo), clo, chi))
+    for key, wanted in by_shard.items():
+        if not store.exists(key):
+            raise MissingChunk(f"shard {key} is missing from {store.url}")
+
+        def read(a: int, b: int, key: str = key) -> bytes:
+            return store.get_range(key, a, b) or b""
+
+        found = ShardReader(read, spec, name=key).get_many(cid for cid, _, _ in wanted)
+        for cid, clo, chi in wanted:
+            if cid not in found:
+                raise MissingChunk(f"chunk {cid} of {key} is missing from {store.url}")
+            yield clo, chi, found[cid]
+
+
 def read_box(
     layout: Layout, scale: Scale, lo: Sequence[int], hi: Sequence[int]
 ) -> tuple[np.ndarray[Any, Any], int]:
@@ -79,11 +117,7 @@ def read_box(
     shape = (layout.channels, *(b - a for a, b in zip(reversed(lo), reversed(hi))))
     out = np.empty(shape, dtype=dtype)
     nbytes = 0
-    for clo, chi in scale.chunks_in(lo, hi):
-        key = scale.chunk_key(clo, chi)
-        data = layout.store.get(key)
-        if data is None:
-            raise MissingChunk(f"chunk {key} is missing from {layout.store.url}")
+    for clo, chi, data in _stored_chunks(layout, scale, list(scale.chunks_in(lo, hi))):
         nbytes += len(data)
         chunk = decode_chunk(
             data, scale, [b - a for a, b in zip(clo, chi)], dtype, layout.channels, trusted=True
@@ -99,8 +133,14 @@ def read_box(
 def _write_box(
     layout: Layout, scale: Scale, array: np.ndarray[Any, Any], lo: Sequence[int]
 ) -> tuple[int, int, int]:
-    """Write every chunk of ``array`` (placed at ``lo``, chunk-aligned): (written, skipped, bytes)."""
+    """Write every chunk of ``array`` (placed at ``lo``, chunk-aligned): (written, skipped, bytes).
+
+    A sharded scale's box must cover whole shards; each shard is written once, whole, in the
+    order :func:`_output_keys` gives.
+    """
     hi = [a + n for a, n in zip(lo, reversed(array.shape[1:]))]
+    if scale.sharding is not None:
+        return _write_shards(layout, scale, array, lo, hi)
     written = skipped = nbytes = 0
     for clo, chi in scale.chunks_in(lo, hi):
         key = scale.chunk_key(clo, chi)
@@ -115,7 +155,50 @@ def _write_box(
     return written, skipped, nbytes
 
 
+def _shard_boxes(scale: Scale, lo: Sequence[int], hi: Sequence[int]) -> list[tuple[Triple, Triple]]:
+    """The shard blocks ``(lo, hi)`` (voxels, clipped to the scale) tiling the box, in key order."""
+    shape = scale.shard_shape
+    for a, b, s, n in zip(lo, hi, shape, scale.size):
+        if a % s or (b % s and b != n):
+            raise ConvertError(
+                f"box {tuple(lo)}-{tuple(hi)} of sharded scale {scale.key} is not aligned to its "
+                f"shards of {shape} voxels"
+            )
+    out: list[tuple[Triple, Triple]] = []
+    for z in range(lo[2], hi[2], shape[2]):
+        for y in range(lo[1], hi[1], shape[1]):
+            for x in range(lo[0], hi[0], shape[0]):
+                shi = (min(x + shape[0], scale.size[0]), min(y + shape[1], scale.size[1]),
+                       min(z + shape[2], scale.size[2]))
+                out.append(((x, y, z), shi))
+    return sorted(out, key=lambda box: scale.shard_key(box[0]))
+
+
+def _write_shards(
+    layout: Layout, scale: Scale, array: np.ndarray[Any, Any], lo: Sequence[int], hi: Sequence[int]
+) -> tuple[int, int, int]:
+    assert scale.sharding is not None
+    written = skipped = nbytes = 0
+    for slo, shi in _shard_boxes(scale, lo, hi):
+        key = scale.shard_key(slo)
+        if layout.store.exists(key):
+            skipped += 1
+            continue
+        chunks: dict[int, bytes] = {}
+        for clo, chi in scale.chunks_in(slo, shi):
+            box = (slice(None), *(slice(a - l, b - l) for a, b, l in zip(reversed(clo), reversed(chi), reversed(lo))))
+            chunks[scale.chunk_id(clo)] = encode_chunk(np.ascontiguousarray(array[box]), scale)
+        data = encode_shard(chunks, scale.sharding)
+        layout.store.put(key, data)
+        written += 1
+        nbytes += len(data)
+    return written, skipped, nbytes
+
+
 def _last_key(scale: Scale, lo: Sequence[int], hi: Sequence[int]) -> str:
+    """The key a task writes last for the box ``[lo, hi)`` of ``scale``."""
+    if scale.sharding is not None:
+        return scale.shard_key(_shard_boxes(scale, lo, hi)[-1][0])
     *_, (clo, chi) = scale.chunks_in(lo, hi)
     return scale.chunk_key(clo, chi)
 

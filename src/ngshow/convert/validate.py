@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InvalidRequest
 from .precomputed import DATA_TYPES, ENCODINGS, Scale, decode_chunk
 from .properties import check_segment_properties
+from .sharding import ShardError, ShardingSpec, ShardReader, compressed_morton_code
 from .storage import WORK_PREFIX, Store
 
 __all__ = ["Problem", "validate"]
@@ -112,11 +113,11 @@ def validate(url: str, *, full: bool = False, max_problems: int = 1000) -> list[
             report("info", f"scales[{i}]: key {scale.key!r} is used twice")
             continue
         keys.add(scale.key)
-        if isinstance(entry, dict) and "sharding" in entry:
-            report(scale.key, "sharded scales are not checked")
-            continue
         if data_type is not None and channels is not None:
-            _check_chunks(store, scale, np.dtype(data_type), channels, full, report)
+            if scale.sharding is not None:
+                _check_shards(store, scale, np.dtype(data_type), channels, full, report)
+            else:
+                _check_chunks(store, scale, np.dtype(data_type), channels, full, report)
     mesh = info.get("mesh")
     if mesh is not None:
         if kind != "segmentation":
@@ -199,11 +200,22 @@ def _check_scale_entry(
         if data_type not in (None, "uint8") or channels not in (None, 1, 3):
             report(where, f"jpeg needs uint8 with 1 or 3 channels, not {data_type} x {channels}")
             ok = False
+    sharding: ShardingSpec | None = None
+    if "sharding" in entry:
+        try:
+            sharding = ShardingSpec.from_json(entry["sharding"])
+        except InvalidRequest as e:
+            report(where, str(e))
+            ok = False
+        if isinstance(chunks, list) and len(chunks) != 1:
+            report(where, f"a sharded scale must have one chunk size, got {len(chunks)}")
+            ok = False
     if not ok:
         return None
     return Scale(
         key=key, size=tuple(size), resolution=tuple(resolution), voxel_offset=tuple(offset),  # type: ignore[arg-type]
         chunk_size=tuple(chunk), encoding=encoding, cseg_block_size=tuple(block),  # type: ignore[arg-type]
+        sharding=sharding,
     )
 
 
@@ -237,6 +249,81 @@ def _check_chunks(
                 decode_chunk(data or b"", scale, shape, dtype, channels)
             except InvalidRequest as e:
                 report(key, str(e))
+
+
+def _check_shards(
+    store: Store, scale: Scale, dtype: np.dtype[Any], channels: int, full: bool, report: Any
+) -> None:
+    """Every shard of the scale's grid present, its indexes in bounds and consistent, every chunk
+    of the grid listed once in the right shard and minishard, and (``full``) decodable."""
+    spec = scale.sharding
+    assert spec is not None
+    positions = scale.grid_positions()
+    try:
+        ids = compressed_morton_code(positions, scale.grid)
+    except InvalidRequest as e:
+        report(scale.key, str(e))
+        return
+    shard_of, _minishard_of = spec.locations(ids)
+    wanted: dict[str, dict[int, tuple[int, ...]]] = {}
+    for pos, cid, shard in zip(positions.tolist(), ids.tolist(), shard_of.tolist()):
+        lo, hi = scale.chunk_bounds(pos)
+        shape = tuple(b - a for a, b in zip(lo, hi))
+        wanted.setdefault(spec.shard_name(int(shard)), {})[int(cid)] = shape
+    present = store.list(scale.key)
+    for name in sorted(set(wanted) - set(present)):
+        report(f"{scale.key}/{name}", f"missing shard ({len(wanted[name])} chunks)")
+    for name in sorted(set(present) - set(wanted)):
+        report(f"{scale.key}/{name}", "unexpected file (no chunk of this scale's grid is in it)")
+    for name in sorted(set(present) & set(wanted)):
+        key = f"{scale.key}/{name}"
+
+        def read(a: int, b: int, key: str = key) -> bytes:
+            return store.get_range(key, a, b) or b""
+
+        reader = ShardReader(read, spec, size=present[name], name=key)
+        expected = wanted[name]
+        seen: set[int] = set()
+        try:
+            for m in range(spec.num_minishards):
+                for entry in reader.minishard(m):
+                    if entry.key not in expected:
+                        report(key, f"minishard {m} lists chunk {entry.key}, which is not in this shard")
+                        continue
+                    if spec.shard_and_minishard(entry.key)[1] != m:
+                        report(key, f"minishard {m} lists chunk {entry.key} of another minishard")
+                    if entry.key in seen:
+                        report(key, f"chunk {entry.key} is listed twice")
+                    seen.add(entry.key)
+                    if full or (scale.encoding == "raw" and spec.data_encoding == "raw"):
+                        data = reader.decode(reader.read(entry.start, entry.end))
+                        _check_chunk_data(key, f"chunk {entry.key}: ", data, scale, expected[entry.key],
+                                          dtype, channels, full, report)
+        except ShardError as err:
+            report(key, str(err))
+            continue
+        missing = sorted(set(expected) - seen)
+        if missing:
+            report(key, f"{len(missing)} chunks missing, e.g. chunk {missing[0]}")
+
+
+def _check_chunk_data(
+    key: str, prefix: str, data: bytes, scale: Scale, shape: tuple[int, ...],
+    dtype: np.dtype[Any], channels: int, full: bool, report: Any,
+) -> None:
+    if scale.encoding == "raw":
+        want = math.prod(shape) * channels * dtype.itemsize
+        if len(data) != want:
+            report(key, f"{prefix}{len(data)} bytes, expected {want} for a raw {shape} chunk")
+            return
+    elif not data:
+        report(key, f"{prefix}empty chunk")
+        return
+    if full:
+        try:
+            decode_chunk(data, scale, shape, dtype, channels)
+        except InvalidRequest as e:
+            report(key, f"{prefix}{e}")
 
 
 def _check_meshes(store: Store, mesh: str, full: bool, report: Any) -> None:
