@@ -61,6 +61,8 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: compressed_segmentation for uint32/uint64 labels, else raw")
     parser.add_argument("--jpeg-quality", type=int, default=85)
     parser.add_argument("--mesh", action="store_true", help="also forge and merge meshes")
+    parser.add_argument("--mesh-format", choices=("multires", "legacy"), default="multires",
+                        help="multi-resolution Draco meshes (default) or legacy <id>:0 fragments")
     parser.add_argument("--mesh-mip", type=_levels, default="auto", metavar="N|auto")
     parser.add_argument("--segment-properties", metavar="FILE.json",
                         help='per-segment properties (segmentations), a JSON object of columns: '
@@ -123,6 +125,7 @@ def run_convert(args: argparse.Namespace) -> int:
             memory_budget=args.memory_budget << 20,
             segment_properties=table,
             sharding=args.sharding,
+            mesh_format=args.mesh_format,
         )
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)

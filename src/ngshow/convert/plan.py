@@ -24,7 +24,9 @@ from .precomputed import Scale, Triple, scale_key, volume_info
 from .properties import segment_properties_info
 from .sharding import volume_sharding
 from .storage import Store
-from .tasks import Downsample, Layout, MeshForge, MeshMerge, Task, WriteChunks
+from .multires import mesh_info
+from .sharding import ShardingSpec
+from .tasks import Downsample, Layout, MeshForge, MeshMerge, MultiresMerge, Task, WriteChunks
 
 __all__ = ["Plan", "Stage", "plan", "mip_steps"]
 
@@ -36,6 +38,8 @@ SHARD_THRESHOLD = 10_000
 MIN_TASKS = 16
 MESH_DIR = "mesh"
 SEGMENT_PROPERTIES_DIR = "segment_properties"
+#: Minishards per mesh shard (2**bits): the client fetches one small index per segment.
+MESH_MINISHARD_BITS = 6
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class Plan:
     provenance_json: str
     stages: tuple[Stage, ...]
     mesh_dir: str | None = None
+    #: The mesh directory's ``info`` document (legacy meshes when None).
+    mesh_info_json: str | None = None
     #: The ``segment_properties/info`` document, or None.
     segment_properties_json: str | None = None
 
@@ -246,6 +252,8 @@ def plan(
     fuse: bool = True,
     segment_properties: Mapping[str, Any] | None = None,
     sharding: Literal["auto", "on", "off"] | bool = "auto",
+    mesh_format: Literal["multires", "legacy"] = "multires",
+    mesh_quantization_bits: int = 16,
 ) -> Plan:
     """Plan the conversion of ``source`` into a precomputed dataset at ``dest``.
 
@@ -270,7 +278,7 @@ def plan(
         (uint32/uint64 segmentations).  Default: compressed_segmentation for uint32/uint64
         segmentations, raw otherwise.
     mesh
-        Add mesh forge and mesh merge stages (segmentations only): legacy ``<id>:0`` manifests.
+        Add mesh forge and mesh merge stages (segmentations only).
     mesh_mip
         Scale index to mesh at, or ``"auto"``: the finest scale within 2x of isotropic.
     memory_budget
@@ -296,7 +304,14 @@ def plan(
         ``"on"`` (or True): every scale in Neuroglancer's sharded format (one ``<hex>.shard`` file
         per block of chunks, sized so one task writes one whole shard within
         ``memory_budget``); ``"off"`` (or False): one file per chunk; ``"auto"``: sharded for the
-        scales of more than :data:`SHARD_THRESHOLD` chunks.
+        scales of more than :data:`SHARD_THRESHOLD` chunks.  Multi-resolution meshes are sharded
+        (murmurhash3 of the segment id) when scale 0 is.
+    mesh_format
+        ``"multires"``: Neuroglancer's multi-resolution meshes (``neuroglancer_multilod_draco``,
+        levels of detail from ngshow's simplifier, Draco fragments); ``"legacy"``: single
+        resolution ``<id>:0`` manifests and fragment files.
+    mesh_quantization_bits
+        Multi-resolution meshes: bits per vertex coordinate within a fragment, 10 or 16.
 
     Returns
     -------
@@ -359,6 +374,12 @@ def plan(
         )
     if mesh and kind != "segmentation":
         raise InvalidRequest("meshes need kind='segmentation'")
+    if mesh_format not in ("multires", "legacy"):
+        raise InvalidRequest(f"mesh_format must be 'multires' or 'legacy', got {mesh_format!r}")
+    if mesh_quantization_bits not in (10, 16):
+        raise InvalidRequest(
+            f"mesh_quantization_bits must be 10 or 16, got {mesh_quantization_bits!r}"
+        )
     properties_json: str | None = None
     if segment_properties is not None:
         if kind != "segmentation":
@@ -446,6 +467,7 @@ def plan(
         i += k_best
 
     mesh_name: str | None = None
+    mesh_doc: dict[str, Any] | None = None
     if mesh:
         from ..mesh import DEFAULT_SMOOTHING
 
@@ -457,14 +479,40 @@ def plan(
         # The mesher holds labels, a padded copy and the meshes: budget ~16 bytes per voxel.
         mblock = _grow_block(chunk, ms.size, max(16, 2 * voxel_bytes), memory_budget, min_tasks)
         forge = tuple(
-            MeshForge(layout, ms, lo, hi, MESH_DIR, margin, smooth)
+            MeshForge(layout, ms, lo, hi, MESH_DIR, margin, smooth, mesh_format != "legacy")
             for lo, hi in _tile(ms.size, mblock)
         )
         stages.append(Stage(f"mesh forge {ms.key}", forge))
-        parts = max(1, min(len(forge), 64))
-        stages.append(
-            Stage("mesh merge", tuple(MeshMerge(layout, MESH_DIR, p, parts) for p in range(parts)))
-        )
+        if mesh_format == "legacy":
+            parts = max(1, min(len(forge), 64))
+            merge: tuple[Task, ...] = tuple(MeshMerge(layout, MESH_DIR, p, parts) for p in range(parts))
+        else:
+            mesh_sharding = None
+            if scales[0].sharding is not None:
+                mesh_sharding = ShardingSpec(
+                    preshift_bits=0, hash="murmurhash3_x86_128", minishard_bits=MESH_MINISHARD_BITS,
+                    shard_bits=max(0, (len(forge) - 1).bit_length()),
+                    minishard_index_encoding="gzip", data_encoding="gzip",
+                )
+                parts = mesh_sharding.num_shards
+            else:
+                parts = max(1, min(len(forge), 64))
+            mesh_doc = mesh_info(
+                vertex_quantization_bits=mesh_quantization_bits,
+                sharding=None if mesh_sharding is None else mesh_sharding.to_json(),
+            )
+            res = ms.resolution
+            origin = tuple(float(o * r) for o, r in zip(ms.voxel_offset, res))
+            vbox = (*origin, *(float((o + n) * r) for o, n, r in zip(ms.voxel_offset, ms.size, res)))
+            cell = tuple(float(c * r) for c, r in zip(ms.chunk_size, res))
+            merge = tuple(
+                MultiresMerge(
+                    layout, MESH_DIR, p, parts, res, origin, cell,  # type: ignore[arg-type]
+                    mesh_quantization_bits, vbox, mesh_sharding,
+                )
+                for p in range(parts)
+            )
+        stages.append(Stage("mesh merge", merge))
 
     info = volume_info(
         kind=kind, data_type=dtype.name, num_channels=channels, scales=scales, mesh=mesh_name,
@@ -485,6 +533,8 @@ def plan(
                     "chunk_size": list(chunk),
                     "mip_levels": len(steps),
                     "mesh": bool(mesh),
+                    "mesh_format": mesh_format if mesh else None,
+                    "sharding": [s.sharding is not None for s in scales],
                     "source_shape": [int(n) for n in data.shape],
                     "source_dtype": str(np.dtype(data.dtype)),
                 },
@@ -498,6 +548,7 @@ def plan(
         provenance_json=json.dumps(provenance, indent=2, sort_keys=True),
         stages=tuple(stages),
         mesh_dir=mesh_name,
+        mesh_info_json=None if mesh_doc is None else json.dumps(mesh_doc, sort_keys=True),
         segment_properties_json=properties_json,
     )
 

@@ -20,7 +20,7 @@ import numpy as np
 from .errors import ConvertError, MissingChunk
 from .inputs import Region
 from .precomputed import Scale, Triple, decode_chunk, encode_chunk
-from .sharding import ShardReader, encode_shard
+from .sharding import ShardingSpec, ShardReader, encode_shard
 from .storage import WORK_PREFIX, Store
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Layout",
     "MeshForge",
     "MeshMerge",
+    "MultiresMerge",
     "Task",
     "TaskResult",
     "WriteChunks",
@@ -302,6 +303,28 @@ class Downsample:
 _FRAGMENT = re.compile(r"^(\d+):0:(.+)$")
 
 
+def piece_folder(mesh_dir: str) -> str:
+    """The work folder of the forge's pieces for multi-resolution meshes."""
+    return f"{WORK_PREFIX}/pieces/{mesh_dir}"
+
+
+def _pieces_by_label(store: Store, folder: str, keep: Any) -> dict[int, list[str]]:
+    """Piece names per label (sorted), for the labels ``keep(label)`` accepts."""
+    out: dict[int, list[str]] = defaultdict(list)
+    for name in store.list(folder):
+        match = _FRAGMENT.match(name)
+        if match and keep(int(match.group(1))):
+            out[int(match.group(1))].append(name)
+    return {label: sorted(out[label]) for label in sorted(out)}
+
+
+def _read_piece(data: bytes) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    (n,) = np.frombuffer(data, "<u4", 1)
+    v = np.frombuffer(data, "<f4", 3 * int(n), 4).reshape(-1, 3)
+    f = np.frombuffer(data, "<u4", offset=4 + 12 * int(n)).reshape(-1, 3)
+    return v, f
+
+
 def _crop_mesh(
     vertices: np.ndarray[Any, Any],
     faces: np.ndarray[Any, Any],
@@ -351,10 +374,17 @@ class MeshForge:
     mesh_dir: str
     margin: int
     smooth: int
+    #: Write the pieces to the work area for :class:`MultiresMerge` (not legacy fragments).
+    multires: bool = False
 
     @property
     def marker(self) -> str:
         return f"{WORK_PREFIX}/done/{self.mesh_dir}/forge/{_bbox_name(self.lo, self.hi)}"
+
+    @property
+    def folder(self) -> str:
+        """Where the fragments go: the mesh directory, or the multires pieces' work folder."""
+        return piece_folder(self.mesh_dir) if self.multires else self.mesh_dir
 
     def run(self) -> TaskResult:
         from ..mesh import mesh_all
@@ -389,7 +419,7 @@ class MeshForge:
                 + np.ascontiguousarray(v, dtype="<f4").tobytes()
                 + np.ascontiguousarray(f, dtype="<u4").tobytes()
             )
-            if store.put_if_absent(f"{self.mesh_dir}/{label}:0:{name}", data):
+            if store.put_if_absent(f"{self.folder}/{label}:0:{name}", data):
                 written += 1
                 bytes_out += len(data)
             else:
@@ -419,14 +449,10 @@ class MeshMerge:
         store = self.layout.store
         if store.exists(self.marker):
             return TaskResult(skipped_task=True)
-        fragments: dict[int, list[str]] = defaultdict(list)
-        for name in store.list(self.mesh_dir):
-            match = _FRAGMENT.match(name)
-            if match and int(match.group(1)) % self.parts == self.part:
-                fragments[int(match.group(1))].append(name)
+        fragments = _pieces_by_label(store, self.mesh_dir, lambda label: label % self.parts == self.part)
         written = skipped = bytes_out = 0
         for label in sorted(fragments):
-            body = json.dumps({"fragments": sorted(fragments[label])}, separators=(",", ":"))
+            body = json.dumps({"fragments": fragments[label]}, separators=(",", ":"))
             data = body.encode()
             if store.put_if_absent(f"{self.mesh_dir}/{label}:0", data):
                 written += 1
@@ -435,3 +461,78 @@ class MeshMerge:
                 skipped += 1
         store.put(self.marker, b"")
         return TaskResult(written, skipped, 0, bytes_out)
+
+
+@dataclass(frozen=True)
+class MultiresMerge:
+    """Stage (d), multi-resolution: build the meshes of the labels of one part (unsharded:
+    ``label % parts == part``) or of one shard (sharded: the murmurhash3 shard of the label).
+
+    Each label's forge pieces are read from storage and welded, its levels of detail made,
+    fragmented and Draco-encoded (:mod:`ngshow.convert.multires`).  Unsharded, each label gets
+    ``<id>`` (fragment data) then ``<id>.index`` (manifest); sharded, the part's labels go into
+    one ``<hex>.shard`` written whole, each manifest right after its fragment data.
+    """
+
+    layout: Layout
+    mesh_dir: str
+    part: int
+    parts: int
+    voxel_size: tuple[float, float, float]
+    grid_origin: tuple[float, float, float]
+    chunk_shape: tuple[float, float, float]
+    bits: int
+    box: tuple[float, ...] | None
+    sharding: ShardingSpec | None = None
+
+    @property
+    def marker(self) -> str:
+        return f"{WORK_PREFIX}/done/{self.mesh_dir}/multires/{self.part}-of-{self.parts}"
+
+    def _mine(self, label: int) -> bool:
+        if self.sharding is None:
+            return label % self.parts == self.part
+        return self.sharding.shard_and_minishard(label)[0] == self.part
+
+    def run(self) -> TaskResult:
+        from .multires import encode_object, weld
+
+        store = self.layout.store
+        if store.exists(self.marker):
+            return TaskResult(skipped_task=True)
+        folder = piece_folder(self.mesh_dir)
+        written = skipped = bytes_in = bytes_out = 0
+        manifests: dict[int, bytes] = {}
+        fragments: dict[int, bytes] = {}
+        for label, names in _pieces_by_label(store, folder, self._mine).items():
+            if self.sharding is None and store.exists(f"{self.mesh_dir}/{label}.index"):
+                skipped += 1
+                continue
+            pieces = []
+            for name in names:
+                data = store.get(f"{folder}/{name}")
+                if data is None:
+                    raise MissingChunk(f"mesh piece {folder}/{name} is missing from {store.url}")
+                bytes_in += len(data)
+                pieces.append(_read_piece(data))
+            v, f = weld(pieces)
+            if len(f) == 0:
+                continue
+            frag_data, manifest = encode_object(
+                v, f, voxel_size=self.voxel_size, grid_origin=self.grid_origin,
+                chunk_shape=self.chunk_shape, bits=self.bits, box=self.box,
+            )
+            if self.sharding is None:
+                store.put(f"{self.mesh_dir}/{label}", frag_data)
+                store.put(f"{self.mesh_dir}/{label}.index", manifest)
+                written += 2
+                bytes_out += len(frag_data) + len(manifest)
+            else:
+                manifests[label], fragments[label] = manifest, frag_data
+        if self.sharding is not None and manifests:
+            data = encode_shard(manifests, self.sharding, prefixes=fragments)
+            store.put(f"{self.mesh_dir}/{self.sharding.shard_name(self.part)}", data)
+            written += 1
+            bytes_out += len(data)
+        store.put(self.marker, b"")
+        return TaskResult(written, skipped, bytes_in, bytes_out)

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InvalidRequest
 from .precomputed import DATA_TYPES, ENCODINGS, Scale, decode_chunk
 from .properties import check_segment_properties
+from .multires import MULTIRES_TYPE, Manifest, fragment_problem, parse_manifest, zorder
 from .sharding import ShardError, ShardingSpec, ShardReader, compressed_morton_code
 from .storage import WORK_PREFIX, Store
 
@@ -27,6 +28,9 @@ __all__ = ["Problem", "validate"]
 
 _CHUNK = re.compile(r"^(\d+)-(\d+)_(\d+)-(\d+)_(\d+)-(\d+)$")
 _MANIFEST = re.compile(r"^(\d+):0$")
+_MULTIRES_INDEX = re.compile(r"^(\d+)\.index$")
+_MULTIRES_DATA = re.compile(r"^\d+$")
+_SHARD = re.compile(r"^[0-9a-f]+\.shard$")
 
 
 @dataclass(frozen=True)
@@ -337,8 +341,11 @@ def _check_meshes(store: Store, mesh: str, full: bool, report: Any) -> None:
             report(f"{mesh}/info", f"not valid JSON: {e}")
             mesh_info = {}
         kind = mesh_info.get("@type") if isinstance(mesh_info, dict) else None
+        if kind == MULTIRES_TYPE:
+            _check_multires(store, mesh, mesh_info, full, report)
+            return
         if kind != "neuroglancer_legacy_mesh":
-            report(f"{mesh}/info", f"@type is {kind!r}; only neuroglancer_legacy_mesh is checked")
+            report(f"{mesh}/info", f"@type is {kind!r}; expected neuroglancer_legacy_mesh or {MULTIRES_TYPE}")
             return
     files = store.list(mesh)
     listed: set[str] = set()
@@ -368,6 +375,113 @@ def _check_meshes(store: Store, mesh: str, full: bool, report: Any) -> None:
         if name in listed or name == "info" or _MANIFEST.match(name) or name.startswith(WORK_PREFIX):
             continue
         report(f"{mesh}/{name}", "not listed in any manifest")
+
+
+def _check_multires(store: Store, mesh: str, info: dict[str, Any], full: bool, report: Any) -> None:
+    """``neuroglancer_multilod_draco``: the info, every manifest (levels, Z-order, sizes adding
+    up to its fragment data) and, with ``full``, every Draco fragment."""
+    where = f"{mesh}/info"
+    bits = info.get("vertex_quantization_bits")
+    if bits not in (10, 16):
+        report(where, f"vertex_quantization_bits is {bits!r}, expected 10 or 16")
+        return
+    transform = info.get("transform")
+    if not (isinstance(transform, list) and len(transform) == 12
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in transform)):
+        report(where, f"transform is {transform!r}, expected 12 numbers")
+    multiplier = info.get("lod_scale_multiplier")
+    if not isinstance(multiplier, (int, float)) or isinstance(multiplier, bool) or multiplier <= 0:
+        report(where, f"lod_scale_multiplier is {multiplier!r}, expected a positive number")
+    files = store.list(mesh)
+    objects: list[tuple[str, bytes | None, int, int, Any]] = []  # (key, manifest, start, end, read)
+    if "sharding" in info:
+        try:
+            spec = ShardingSpec.from_json(info["sharding"])
+        except InvalidRequest as e:
+            report(where, str(e))
+            return
+        for name in sorted(files):
+            if name == "info":
+                continue
+            key = f"{mesh}/{name}"
+            if not _SHARD.match(name):
+                report(key, "unexpected file in a sharded mesh directory")
+                continue
+
+            def read(a: int, b: int, key: str = key) -> bytes:
+                return store.get_range(key, a, b) or b""
+
+            reader = ShardReader(read, spec, size=files[name], name=key)
+            try:
+                for m in range(spec.num_minishards):
+                    for entry in reader.minishard(m):
+                        shard, minishard = spec.shard_and_minishard(entry.key)
+                        if spec.shard_name(shard) != name or minishard != m:
+                            report(key, f"segment {entry.key} is stored in the wrong shard or minishard")
+                        raw = reader.decode(reader.read(entry.start, entry.end))
+                        objects.append((f"{key} segment {entry.key}", raw, -1, entry.start, read))
+            except ShardError as err:
+                report(key, str(err))
+    else:
+        for name in sorted(files):
+            key = f"{mesh}/{name}"
+            if name == "info" or _MULTIRES_DATA.match(name):
+                continue
+            match = _MULTIRES_INDEX.match(name)
+            if not match:
+                report(key, "unexpected file in a multi-resolution mesh directory")
+                continue
+            data_name = match.group(1)
+            if data_name not in files:
+                report(key, f"its fragment data {mesh}/{data_name} is missing")
+                continue
+            data_key = f"{mesh}/{data_name}"
+
+            def read_data(a: int, b: int, key: str = data_key) -> bytes:
+                return store.get_range(key, a, b) or b""
+
+            objects.append((key, store.get(key), 0, files[data_name], read_data))
+        for name in sorted(files):
+            if _MULTIRES_DATA.match(name) and f"{name}.index" not in files:
+                report(f"{mesh}/{name}", "fragment data without a manifest")
+    for key, raw_manifest, start, end, read in objects:
+        try:
+            manifest = parse_manifest(raw_manifest or b"")
+        except InvalidRequest as e:
+            report(key, f"broken manifest: {e}")
+            continue
+        problem = _manifest_problem(manifest)
+        if problem:
+            report(key, problem)
+            continue
+        if start < 0:  # sharded: the fragment data ends where the manifest starts
+            start = end - manifest.data_size
+            if start < (16 << spec.minishard_bits):
+                report(key, f"fragment data of {manifest.data_size} bytes would start before the shard's data")
+                continue
+        elif end - start != manifest.data_size:
+            report(key, f"fragment sizes add up to {manifest.data_size} bytes, its data has {end - start}")
+            continue
+        if full:
+            offset = start
+            for lod, sizes in enumerate(manifest.sizes):
+                for size in sizes.tolist():
+                    problem = fragment_problem(read(offset, offset + size), bits=bits, lod=lod)
+                    if problem:
+                        report(key, f"LOD {lod} fragment at byte {offset - start}: {problem}")
+                    offset += size
+
+
+def _manifest_problem(manifest: Manifest) -> str | None:
+    if manifest.num_lods < 1:
+        return "no levels of detail"
+    if not all(c > 0 and math.isfinite(c) for c in manifest.chunk_shape):
+        return f"chunk_shape {manifest.chunk_shape} is not positive"
+    for lod, positions in enumerate(manifest.positions):
+        codes = zorder(positions)
+        if len(codes) > 1 and not (codes[1:] > codes[:-1]).all():
+            return f"LOD {lod} fragment positions are not in Z-order (or repeat)"
+    return None
 
 
 def _fragment_problem(data: bytes) -> str | None:
