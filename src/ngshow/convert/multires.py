@@ -407,7 +407,10 @@ def encode_object(
         )
         for k, lod in enumerate(lods)
     ]
-    scale = float(min(chunk_shape))
+    # The client draws level k while a screen pixel spans at least lod_scales[k] (times its
+    # render-scale target): the voxel size at LOD 0, doubling per level (each level's error bound
+    # is a quarter of its scale).
+    scale = float(min(voxel_size))
     return encode_manifest(
         chunk_shape=chunk_shape,
         grid_origin=grid_origin,
