@@ -24,6 +24,14 @@ def mesh_labels(
     smooth_iterations: int,
 ) -> list[tuple[int, np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any] | None]]: ...
 
+def simplify_mesh(
+    vertices: np.ndarray[Any, Any],
+    faces: np.ndarray[Any, Any],
+    max_error: float,
+    min_normal_dot: float,
+    box: tuple[float, ...] | None,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]: ...
+
 class BoxAccumulator:
     def __init__(self) -> None: ...
     def add(self, slab: np.ndarray[Any, Any], z0: int) -> None: ...
