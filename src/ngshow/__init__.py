@@ -17,6 +17,7 @@ from .errors import (
     InvalidRequest,
     NgshowError,
     NotFound,
+    ValuesClippedWarning,
     ViewerClosed,
 )
 from .layers import Layer
@@ -42,6 +43,7 @@ __all__ = [
     "NotFound",
     "ScreenshotUnavailable",
     "Viewer",
+    "ValuesClippedWarning",
     "ViewerClosed",
     "ViewerState",
     "mesh",
