@@ -23,7 +23,7 @@ from .errors import (
 from .layers import Layer
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
-from .runtime import set_public_url, set_server_bind_address, set_static_content_source
+from .runtime import serve_forever, set_public_url, set_server_bind_address, set_static_content_source
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
 from .state import ViewerState
@@ -49,6 +49,7 @@ __all__ = [
     "mesh",
     "mesh_all",
     "screenshot",
+    "serve_forever",
     "set_public_url",
     "set_server_bind_address",
     "set_static_content_source",
