@@ -17,12 +17,13 @@ from .errors import (
     InvalidRequest,
     NgshowError,
     NotFound,
+    ValuesClippedWarning,
     ViewerClosed,
 )
 from .layers import Layer
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
-from .runtime import set_public_url, set_server_bind_address, set_static_content_source
+from .runtime import serve_forever, set_public_url, set_server_bind_address, set_static_content_source
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
 from .state import ViewerState
@@ -42,11 +43,13 @@ __all__ = [
     "NotFound",
     "ScreenshotUnavailable",
     "Viewer",
+    "ValuesClippedWarning",
     "ViewerClosed",
     "ViewerState",
     "mesh",
     "mesh_all",
     "screenshot",
+    "serve_forever",
     "set_public_url",
     "set_server_bind_address",
     "set_static_content_source",

@@ -10,6 +10,7 @@ import base64
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -110,13 +111,20 @@ class _Pending:
 
 def take(viewer: Viewer, size: tuple[int, int] | None = None, timeout: float = 60.0) -> bytes:
     """A PNG of what ``viewer`` shows once fully loaded; starts a headless browser if none is open."""
-    if not viewer.connected_clients():
-        with headless_page(viewer.url, size):
-            return _request(viewer, size, timeout)
-    return _request(viewer, size, timeout)
+    if viewer.connected_clients():
+        try:
+            return _request(viewer, size, timeout, in_open_tab=True)
+        except _TabsClosed:
+            pass  # the last tab closed while we waited: render headless at once
+    with headless_page(viewer.url, size):
+        return _request(viewer, size, timeout)
 
 
-def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float) -> bytes:
+class _TabsClosed(Exception):
+    pass
+
+
+def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False) -> bytes:
     screenshot_id = new_token()
     pending = _Pending()
     viewer._screenshots[screenshot_id] = pending
@@ -134,8 +142,12 @@ def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float) -> by
 
     viewer.documents["c"].update(ask)
     try:
-        if not pending.event.wait(timeout):
-            raise TimeoutError(f"no screenshot within {timeout} s (is the view still loading?)")
+        deadline = time.monotonic() + timeout
+        while not pending.event.wait(0.05):
+            if in_open_tab and not viewer.connected_clients():
+                raise _TabsClosed()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no screenshot within {timeout} s (is the view still loading?)")
         if pending.png is None:
             raise ScreenshotUnavailable(f"the browser could not take the screenshot: {pending.error}")
         return pending.png

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -453,6 +454,22 @@ class Viewer:
         """
         self._check_open()
         return screenshots.take(self, size, timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Keep serving until this viewer is closed (or ``timeout`` seconds pass); True if closed.
+
+        End a script with it so the viewer outlives the script's last line.  Ctrl-C closes the
+        viewer and returns (no traceback).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self.closed:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.close()
+        return True
 
     def connected_clients(self) -> int:
         """How many browser tabs are connected to this viewer right now."""
