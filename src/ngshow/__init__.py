@@ -15,6 +15,8 @@ from .errors import (
     DtypeConversionWarning,
     InvalidArray,
     InvalidRequest,
+    InvalidState,
+    LocalDataWarning,
     NgshowError,
     NotFound,
     ViewerClosed,
@@ -25,6 +27,7 @@ from .actions import ActionState
 from .runtime import set_public_url, set_server_bind_address, set_static_content_source
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
+from .sharing import load_state, parse_url, save_state, to_url
 from .state import ViewerState
 from .viewer import Viewer, screenshot, show, stop
 
@@ -35,6 +38,8 @@ __all__ = [
     "DtypeConversionWarning",
     "InvalidArray",
     "InvalidRequest",
+    "InvalidState",
+    "LocalDataWarning",
     "Layer",
     "Mesh",
     "MeshService",
@@ -44,14 +49,18 @@ __all__ = [
     "Viewer",
     "ViewerClosed",
     "ViewerState",
+    "load_state",
     "mesh",
     "mesh_all",
+    "parse_url",
+    "save_state",
     "screenshot",
     "set_public_url",
     "set_server_bind_address",
     "set_static_content_source",
     "show",
     "stop",
+    "to_url",
 ]
 
 __version__ = "0.1.0"

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    parser.add_argument("--state", metavar="FILE|URL", help="open with this view: a state JSON file (viewer.save_state) or a Neuroglancer URL")
     parser.add_argument("--screenshot", metavar="PNG", help="render headless, write a PNG and exit (needs Chromium)")
     parser.add_argument("--size", type=_size, default=(1024, 768), metavar="WxH", help="screenshot size (default 1024x768)")
     return parser
@@ -122,9 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]
     inputs += [(f, "image") for f in args.image]
-    if not inputs:
+    if not inputs and not args.state:
         parser.print_usage(sys.stderr)
-        print("ngshow: error: give at least one FILE", file=sys.stderr)
+        print("ngshow: error: give at least one FILE (or --state)", file=sys.stderr)
         return 2
 
     import ngshow  # the server and client only once the arguments are known good
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opened: list[tuple[Opened, str | None]] = []
     datasets = [spec for spec, _ in inputs if _is_precomputed(spec)]
     try:
+        saved = ngshow.load_state(args.state) if args.state else None
         for spec, kind in inputs:
             if spec not in datasets:
                 opened.append((open_array(spec), kind))
@@ -146,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind=kind or item.kind,  # type: ignore[arg-type]
                 voxel_size=args.voxel_size or item.voxel_size or (1.0, 1.0, 1.0),
             )
+        if saved is not None:
+            viewer.apply_state(saved)
     except (NgshowError, OSError) as e:
         print(f"ngshow: error: {e}", file=sys.stderr)
         ngshow.stop()
