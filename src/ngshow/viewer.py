@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import runtime, screenshots, sharing
+from . import figures, runtime, screenshots, sharing
 from .actions import VIEWS, Actions
 from .annotations import AnnotationKind, annotation_layer
 from .errors import LocalDataWarning, NotFound, ViewerClosed
@@ -442,14 +442,24 @@ class Viewer:
 
         self.documents["c"].update(edit)
 
-    def screenshot(self, size: tuple[int, int] | None = None, *, timeout: float = 60.0) -> bytes:
+    def screenshot(
+        self,
+        size: tuple[int, int] | None = None,
+        *,
+        timeout: float = 60.0,
+        scale_bar: bool | Mapping[str, Any] | None = None,
+        panels_only: bool = False,
+    ) -> bytes:
         """A PNG of the view once every visible chunk is drawn.
 
         Uses an open browser tab if there is one; otherwise starts headless Chromium (needs
-        ``ngshow[screenshot]`` and a Chromium).  ``size`` = ``(width, height)`` in pixels.
+        ``ngshow[screenshot]`` and a Chromium).  ``size`` = ``(width, height)`` in pixels; beyond
+        2048 pixels a 2-D view is drawn in tiles and stitched, so ``size=(8000, 6000)`` works.
+        ``scale_bar``: ``False``/``True`` hide/show it, or options such as ``{"scale_factor": 4}``.
+        ``panels_only`` leaves out the top bar, layer bar and panel borders (tiled pictures always do).
         """
         self._check_open()
-        return screenshots.take(self, size, timeout)
+        return figures.screenshot(self, size, scale_bar=scale_bar, panels_only=panels_only, timeout=timeout)
 
     def connected_clients(self) -> int:
         """How many browser tabs are connected to this viewer right now."""
