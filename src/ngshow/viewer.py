@@ -461,6 +461,27 @@ class Viewer:
         self._check_open()
         return figures.screenshot(self, size, scale_bar=scale_bar, panels_only=panels_only, timeout=timeout)
 
+    def record(
+        self,
+        keyframes: Sequence[Any] | str | os.PathLike[str],
+        path: str | os.PathLike[str],
+        *,
+        fps: float = 24.0,
+        size: tuple[int, int] = (1280, 720),
+        progress: bool = True,
+    ) -> int:
+        """Render a movie: ``keyframes`` are ``{"state": …, "duration": seconds}`` (or a keyframes JSON
+        file); position, orientation, zoom and opacity are interpolated (see :mod:`ngshow.movie`).
+        Returns the number of frames written to ``path`` (``.mp4``).
+
+        >>> viewer.record([{"state": a, "duration": 2}, {"state": b}], "tour.mp4", fps=30)
+        """
+        self._check_open()
+        from . import movie
+
+        source = keyframes if isinstance(keyframes, (str, os.PathLike)) else list(keyframes)
+        return movie.record(self, source, path, fps=fps, size=size, progress=progress)
+
     def connected_clients(self) -> int:
         """How many browser tabs are connected to this viewer right now."""
         return len(self._watchers)

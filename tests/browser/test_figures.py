@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,3 +78,68 @@ def test_scale_bar_drawn_once_in_the_bottom_left(viewer: ngshow.Viewer) -> None:
         viewer.screenshot((3000, 2000))
     with pytest.raises(InvalidState, match="GiB of memory"):
         viewer.screenshot((10**6, 10**6))
+
+
+def read_movie(path: Path) -> tuple[tuple[int, int], list[np.ndarray[Any, Any]]]:
+    """Frame size and frames (float RGB) of a movie, decoded by the ffmpeg imageio-ffmpeg ships (its own
+    frame reader leaves pipes open)."""
+    import re
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=60)
+    found = re.search(r"Video: .*?, (\d+)x(\d+)", probe.stderr)
+    assert found, probe.stderr
+    width, height = int(found[1]), int(found[2])
+    raw = subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, timeout=60, check=True,
+    ).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3).astype(np.float32)
+    return (width, height), list(frames)
+
+
+def test_three_keyframe_movie(viewer: ngshow.Viewer, tmp_path: Path) -> None:
+    scene(viewer)
+    start = viewer.state.json
+    middle = {**start, "position": [60.0, 100.0, 4.5], "crossSectionScale": 0.25}
+    keyframes = [{"state": start, "duration": 0.5}, {"state": middle, "duration": 0.5}, {"state": start}]
+    out = tmp_path / "tour.mp4"
+    assert viewer.record(keyframes, out, fps=4, size=(320, 240), progress=False) == 5
+    size, frames = read_movie(out)  # ffmpeg, not us, reads the file back
+    assert size == (320, 240) and len(frames) == 5
+
+    def differs(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
+        return float(np.abs(a - b).mean())
+
+    assert differs(frames[0], frames[4]) < 2  # the tour returns where it began
+    assert differs(frames[2], frames[0]) > 10 and differs(frames[2], frames[4]) > 10
+    assert differs(frames[1], frames[0]) > 3 and differs(frames[1], frames[2]) > 3  # in between: interpolated
+    assert viewer.state.json == start  # the viewer is back on its own view
+
+
+def test_cli_movie_renders_files_with_keyframes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    volume = np.zeros((4, 32, 48), np.uint8)
+    volume[:, 4:12, 30:44] = 255
+    np.save(tmp_path / "v.npy", volume)
+    view = {"layout": "xy", "position": [37, 8, 2], "crossSectionScale": 0.25,
+            "layers": [{"type": "image", "name": "v", "source": "python://volume/old.key"}]}
+    keyframes = {"fps": 2, "size": [160, 120], "keyframes": [
+        {"state": view, "duration": 1}, {"state": {**view, "crossSectionScale": 0.1}}]}
+    (tmp_path / "k.json").write_text(json.dumps(keyframes))
+    result = subprocess.run(
+        [sys.executable, "-m", "ngshow", "movie", str(tmp_path / "k.json"), str(tmp_path / "m.mp4"),
+         str(tmp_path / "v.npy"), "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote 3 frames" in result.stdout
+    size, frames = read_movie(tmp_path / "m.mp4")
+    assert size == (160, 120) and len(frames) == 3
+    bright = [int((f.min(axis=2) > 200).sum()) for f in frames]
+    assert 0 < bright[0] < bright[1] < bright[2]  # zooming in: the bright box grows
