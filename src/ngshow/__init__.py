@@ -24,7 +24,7 @@ from .errors import (
 from .layers import Layer
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
-from .runtime import set_public_url, set_server_bind_address, set_static_content_source
+from .runtime import set_public_url, set_server_bind_address, set_static_content_source, use_jupyter_server_proxy
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
 from .sharing import load_state, parse_url, save_state, to_url
@@ -61,6 +61,7 @@ __all__ = [
     "show",
     "stop",
     "to_url",
+    "use_jupyter_server_proxy",
 ]
 
 __version__ = "0.1.0"

@@ -88,7 +88,7 @@ class Viewer:
         return f"{self._base_url()}/v/{self.token}/"
 
     def _base_url(self) -> str:
-        return runtime.public_base_url() or self._server.base_url
+        return runtime.public_base_url(self._server.port) or self._server.base_url
 
     def get_viewer_url(self) -> str:
         """The viewer's address (same as :attr:`url`)."""
@@ -101,6 +101,16 @@ class Viewer:
         return self.url
 
     def _repr_html_(self) -> str:
+        if runtime.in_colab() and not runtime.public_base_url():
+            # The output frame asks Colab for the port's proxy URL itself (no kernel round trip).
+            frame = f"ngshow-{self.token[:12]}"
+            path = json.dumps(f"v/{self.token}/")
+            return (
+                f'<iframe id="{frame}" style="width:100%;height:600px;border:0"></iframe>'
+                f"<script>(async () => {{ const base = await google.colab.kernel.proxyPort({self._server.port}, "
+                f"{{cache: true}}); document.getElementById('{frame}').src = base.replace(/\\/?$/, '/') + {path}; }})();"
+                "</script>"
+            )
         url = html.escape(self.url, quote=True)
         return (
             f'<iframe src="{url}" style="width:100%;height:600px;border:0"></iframe>'
