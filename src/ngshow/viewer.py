@@ -253,6 +253,7 @@ class Viewer:
             # zarr://, n5://, … stay as they are; a bare gs:// or https:// URL is a precomputed dataset.
             bare = "://" not in location.split("://", 1)[1]
             source, kind = (f"precomputed://{location}" if bare else location), None
+            scheme = "precomputed" if bare else location.split("://", 1)[0]
         else:
             location = location.removeprefix("precomputed://")
             root = Path(location.removeprefix("file://")).resolve()
@@ -265,7 +266,8 @@ class Viewer:
             if "scales" in info:
                 self._dataset_boxes[token] = precomputed_box(info)
             source, kind = f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
-        entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or "precomputed")}
+            scheme = "precomputed"
+        entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or scheme)}
         if kind in ("image", "segmentation"):
             entry["type"] = kind
 
@@ -373,8 +375,8 @@ class Viewer:
         local = sharing.local_layers(state, served_by=f"/data/{self.token}/")
         if local:
             warnings.warn(
-                f"layers {local} are served by this Python process only; the link shows them only while it "
-                "runs and only on this machine",
+                f"layers {local} are served by this Python process only: a Neuroglancer elsewhere cannot load "
+                "them (share a converted dataset on a web server or bucket instead)",
                 LocalDataWarning,
                 stacklevel=2,
             )
