@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import zarr
 
 from ngshow.readers import UnreadableFile, open_array
 
-from .conftest import request
+from .conftest import interrupt, request
 
 VOLUME = (np.arange(4 * 5 * 6).reshape(4, 5, 6) % 251).astype(np.uint8)
 
@@ -98,11 +97,7 @@ def test_cli_serves_files_until_ctrl_c(tmp_path: Path) -> None:
         assert "labels: segmentation" in "".join(lines) and "em: image (guessed)" in "".join(lines)
         assert request(url).status == 200
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        code = interrupt(proc)
     assert code == 0
 
 

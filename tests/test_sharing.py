@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +17,8 @@ import pytest
 import ngshow
 from ngshow.errors import InvalidState, LocalDataWarning
 from ngshow.sharing import local_layers, merge_saved_state
+
+from .conftest import interrupt
 
 BASE = "https://neuroglancer.example.org/v/1/"
 
@@ -169,11 +170,7 @@ def test_cli_opens_a_file_with_a_saved_view(tmp_path: Path) -> None:
         assert list(state.layers) == ["em", "ref"] and state.layers["em"].opacity == 0.9
         assert str(state.layers["em"].source).startswith("python://volume/") and "x.y" not in str(state.layers["em"].source)
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-        for stream_ in (proc.stdout, proc.stderr):
-            if stream_ is not None:
-                stream_.close()
+        code = interrupt(proc)
     assert code == 0
 
 
