@@ -17,6 +17,7 @@ __all__ = [
     "Conflict",
     "DtypeConversionWarning",
     "LocalDataWarning",
+    "AxesGuessWarning",
     "http_status",
 ]
 
@@ -62,6 +63,10 @@ class LocalDataWarning(UserWarning):
 
 class DtypeConversionWarning(UserWarning):
     """An array's dtype is not one Neuroglancer reads, so ngshow converts it per chunk."""
+
+
+class AxesGuessWarning(UserWarning):
+    """ngshow guessed what an array's axes are (pass ``axes=`` to say)."""
 
 
 _STATUS: list[tuple[type[BaseException], int]] = [

@@ -61,10 +61,15 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: compressed_segmentation for uint32/uint64 labels, else raw")
     parser.add_argument("--jpeg-quality", type=int, default=85)
     parser.add_argument("--mesh", action="store_true", help="also forge and merge meshes")
+    parser.add_argument("--mesh-format", choices=("multires", "legacy"), default="multires",
+                        help="multi-resolution Draco meshes (default) or legacy <id>:0 fragments")
     parser.add_argument("--mesh-mip", type=_levels, default="auto", metavar="N|auto")
     parser.add_argument("--segment-properties", metavar="FILE.json",
                         help='per-segment properties (segmentations), a JSON object of columns: '
                              '{"ids": [...], "label": [...], "<name>": [numbers], ...}')
+    parser.add_argument("--sharding", choices=("auto", "on", "off"), default="auto",
+                        help="Neuroglancer's sharded format: on, off, or auto (default: for scales "
+                             "of more than 10000 chunks)")
     parser.add_argument("--executor", default="processes", metavar="processes|threads|tcp://HOST:PORT",
                         help="a local process pool (default), threads, or a dask scheduler address")
     parser.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
@@ -119,6 +124,8 @@ def run_convert(args: argparse.Namespace) -> int:
             jpeg_quality=args.jpeg_quality,
             memory_budget=args.memory_budget << 20,
             segment_properties=table,
+            sharding=args.sharding,
+            mesh_format=args.mesh_format,
         )
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)
