@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import zarr
 
 from ngshow.readers import UnreadableFile, open_array
 
-from .conftest import request
+from .conftest import interrupt, request
 
 VOLUME = (np.arange(4 * 5 * 6).reshape(4, 5, 6) % 251).astype(np.uint8)
 
@@ -117,11 +116,7 @@ def served(*args: str) -> Iterator[list[str]]:
                 break
         yield lines
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        code = interrupt(proc)
     assert code == 0
 
 

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show array files in Neuroglancer, served from this machine.",
         epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH. "
         "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed), `ngshow validate OUTPUT`, "
-        "`ngshow mesh LABELS DIR` (mesh files).",
+        "`ngshow mesh LABELS DIR` (mesh files), `ngshow movie KEYFRAMES OUT.mp4 [FILE...]` (movies).",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    parser.add_argument("--state", metavar="FILE|URL", help="open with this view: a state JSON file (viewer.save_state) or a Neuroglancer URL")
     parser.add_argument("--screenshot", metavar="PNG", help="render headless, write a PNG and exit (needs Chromium)")
     parser.add_argument("--size", type=_size, default=(1024, 768), metavar="WxH", help="screenshot size (default 1024x768)")
     return parser
@@ -137,13 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return convert_cli.main(argv)
     if argv and argv[0] == "mesh":
         return mesh_command(argv[1:])
+    if argv and argv[0] == "movie":
+        from .movie import main as movie_main
+
+        return movie_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]
     inputs += [(f, "image") for f in args.image]
-    if not inputs:
+    if not inputs and not args.state:
         parser.print_usage(sys.stderr)
-        print("ngshow: error: give at least one FILE", file=sys.stderr)
+        print("ngshow: error: give at least one FILE (or --state)", file=sys.stderr)
         return 2
 
     import ngshow  # the server and client only once the arguments are known good
@@ -151,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opened: list[tuple[Opened, str | None]] = []
     datasets = [spec for spec, _ in inputs if _is_precomputed(spec)]
     try:
+        saved = ngshow.load_state(args.state) if args.state else None
         for spec, kind in inputs:
             if spec not in datasets:
                 opened.append((open_array(spec), kind))
@@ -174,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 voxel_size=None if args.scale else args.voxel_size or item.voxel_size,
                 **space_args,
             )
+        if saved is not None:
+            viewer.apply_state(saved)
     except (NgshowError, OSError) as e:
         print(f"ngshow: error: {e}", file=sys.stderr)
         ngshow.stop()

@@ -14,11 +14,13 @@ __all__ = [
     "NgshowError",
     "InvalidArray",
     "InvalidRequest",
+    "InvalidState",
     "NotFound",
     "ClientNotBuilt",
     "ViewerClosed",
     "Conflict",
     "DtypeConversionWarning",
+    "LocalDataWarning",
     "AxesGuessWarning",
     "ValuesClippedWarning",
     "http_status",
@@ -38,6 +40,10 @@ class InvalidRequest(NgshowError, ValueError):
     """A malformed request: bad chunk box, factors, encoding or JSON body."""
 
 
+class InvalidState(NgshowError, ValueError):
+    """A viewer state, view URL, state file or keyframe list that cannot be used as given."""
+
+
 class NotFound(NgshowError, KeyError):
     """An unknown viewer token, volume key, static file or object id."""
 
@@ -55,6 +61,10 @@ class ClientNotBuilt(NgshowError, FileNotFoundError):
 
 class ViewerClosed(NgshowError, RuntimeError):
     """The viewer was closed, e.g. by :func:`ngshow.stop`."""
+
+
+class LocalDataWarning(UserWarning):
+    """A shared link names layers whose data only this process serves: other machines cannot load them."""
 
 
 class DtypeConversionWarning(UserWarning):

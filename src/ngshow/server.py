@@ -17,7 +17,6 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, web
 
@@ -234,8 +233,7 @@ class Server:
             hostname = (request.host or "").rsplit(":", 1)[0] if "]" not in (request.host or "") else (
                 request.host.split("]")[0] + "]"
             )
-            public = runtime.public_base_url()
-            if not _is_loopback(hostname) and not (public and urlsplit(public).hostname == hostname.strip("[]")):
+            if not _is_loopback(hostname) and hostname.strip("[]") not in runtime.public_hostnames():
                 return web.Response(status=403, text="host not allowed\n")
         return await handler(request)
 
@@ -286,6 +284,7 @@ class Server:
         )
         event = asyncio.Event()
         viewer._watchers.add(event)  # counted before the first await, so the cap holds in a burst
+        colab, start = runtime.in_colab(), dict(last)
         try:
             await response.prepare(request)
             while not self._closing and not viewer.closed:
@@ -297,6 +296,8 @@ class Server:
                     message = '{"k":%s,"s":%s,"g":%s}' % (json.dumps(key), text, json.dumps(generation))
                     await response.write(f"data: {message}\n\n".encode())
                     last[key] = generation
+                if colab and any(last[k] != start[k] for k in last):
+                    break  # Colab's proxy holds a response until it ends; the client reconnects at once
                 if not await self._woken_or_gone(event, request, response):
                     break  # the tab closed: stop counting it in connected_clients() at once
         except (ConnectionResetError, asyncio.CancelledError):

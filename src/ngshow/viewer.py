@@ -7,25 +7,30 @@ import copy
 import html
 import json
 import logging
+import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import runtime, screenshots
+from . import figures, runtime, screenshots, sharing
 from .actions import VIEWS, Actions
 from .annotations import AnnotationKind, annotation_layer
 from .adapters import as_array, space_hints
 from .coords import CoordinateSpace
 from .encodings import Body
-from .errors import InvalidArray, NotFound, ViewerClosed
+from .errors import InvalidArray, LocalDataWarning, NotFound, ViewerClosed
 from .layers import Layer, guess_kind
 from .lru import ByteLRU
 from .sources import Kind, require_array_like
-from .state import SyncedDocument, ViewerState
+from .state import (
+    Box, SyncedDocument, ViewerState, annotation_box, fill_view_defaults, precomputed_box,
+    source_urls, volume_box,
+)
 from .tokens import find, new_token
 
 __all__ = ["Viewer", "show", "stop"]
@@ -66,6 +71,7 @@ class Viewer:
         self._state_callbacks: list[StateCallback] = []
         self.actions = Actions(self)
         self._datasets: dict[str, Path] = {}  # token -> local precomputed folder served as files
+        self._dataset_boxes: dict[str, Box] = {}  # token -> where that dataset's data lies
         self._screenshots: dict[str, Any] = {}
         self._txn_lock = threading.RLock()
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
@@ -75,6 +81,7 @@ class Viewer:
         self._server = runtime.get_server()
         for document in self.documents.values():
             document.on_change.append(self._wake)
+        self.documents["s"].complete = self._fill_view_defaults
         self._server.register(self)
 
     # -- URL and display ---------------------------------------------------------------------------
@@ -85,7 +92,7 @@ class Viewer:
         return f"{self._base_url()}/v/{self.token}/"
 
     def _base_url(self) -> str:
-        return runtime.public_base_url() or self._server.base_url
+        return runtime.public_base_url(self._server.port) or self._server.base_url
 
     def get_viewer_url(self) -> str:
         """The viewer's address (same as :attr:`url`)."""
@@ -98,6 +105,16 @@ class Viewer:
         return self.url
 
     def _repr_html_(self) -> str:
+        if runtime.in_colab() and not runtime.public_base_url():
+            # The output frame asks Colab for the port's proxy URL itself (no kernel round trip).
+            frame = f"ngshow-{self.token[:12]}"
+            path = json.dumps(f"v/{self.token}/")
+            return (
+                f'<iframe id="{frame}" style="width:100%;height:600px;border:0"></iframe>'
+                f"<script>(async () => {{ const base = await google.colab.kernel.proxyPort({self._server.port}, "
+                f"{{cache: true}}); document.getElementById('{frame}').src = base.replace(/\\/?$/, '/') + {path}; }})();"
+                "</script>"
+            )
         url = html.escape(self.url, quote=True)
         return (
             f'<iframe src="{url}" style="width:100%;height:600px;border:0"></iframe>'
@@ -300,12 +317,16 @@ class Viewer:
     def add_precomputed(self, location: str, *, name: str | None = None) -> None:
         """Show a Neuroglancer precomputed dataset: a local folder (served by ngshow, with its scales
         and meshes as written) or a ``gs://``, ``s3://`` or ``https://`` URL (fetched by the browser).
+        Other remote sources the client reads (``zarr://https://…``, ``n5://gs://…``) are added as given.
         """
         self._check_open()
-        location = location.removeprefix("precomputed://")
-        if re.match(r"^(gs|s3|https?)://", location):
-            source, kind = f"precomputed://{location}", None
+        if sharing.is_url_source(location):
+            # zarr://, n5://, … stay as they are; a bare gs:// or https:// URL is a precomputed dataset.
+            bare = "://" not in location.split("://", 1)[1]
+            source, kind = (f"precomputed://{location}" if bare else location), None
+            scheme = "precomputed" if bare else location.split("://", 1)[0]
         else:
+            location = location.removeprefix("precomputed://")
             root = Path(location.removeprefix("file://")).resolve()
             try:
                 info = json.loads((root / "info").read_text())
@@ -313,8 +334,11 @@ class Viewer:
                 raise NotFound(f"{root} is not a precomputed dataset (no readable info file: {e})") from None
             token = new_token()
             self._datasets[token] = root
+            if "scales" in info:
+                self._dataset_boxes[token] = precomputed_box(info)
             source, kind = f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
-        entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or "precomputed")}
+            scheme = "precomputed"
+        entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or scheme)}
         if kind in ("image", "segmentation"):
             entry["type"] = kind
 
@@ -389,10 +413,65 @@ class Viewer:
             if state.json != value:
                 self.documents["s"].set(state.json)
 
+    def _fill_view_defaults(self, state: dict[str, Any]) -> None:
+        """Give a state edited from Python the coordinate space, position and zooms that fit its layers,
+        where it has none (see :func:`ngshow.state.fill_view_defaults`)."""
+        volumes = {f"python://volume/{layer.key}": layer for layer in list(self._layers.values())}
+        datasets = f"/data/{self.token}/"
+        boxes: list[Box] = []
+        for entry in state.get("layers", []):
+            for url in source_urls(entry.get("source")):
+                if url in volumes:
+                    boxes.append(volume_box(volumes[url].info()))
+                elif datasets in url and url.rsplit("/", 1)[-1] in self._dataset_boxes:
+                    boxes.append(self._dataset_boxes[url.rsplit("/", 1)[-1]])
+            if entry.get("type") == "annotation":
+                box = annotation_box(entry)
+                if box is not None:
+                    boxes.append(box)
+        fill_view_defaults(state, boxes)
+
     def set_state(self, state: ViewerState | dict[str, Any]) -> None:
         """Replace the whole viewer state."""
         self._check_open()
         self.documents["s"].set(state.json if isinstance(state, ViewerState) else state)
+
+    def to_url(self, base: str = sharing.DEFAULT_BASE) -> str:
+        """A link to the current view in the Neuroglancer deployment at ``base``.
+
+        Layers whose data only this process serves (arrays added with :meth:`add`, local datasets) are
+        named in a :class:`~ngshow.errors.LocalDataWarning`: a browser elsewhere cannot load them.
+        """
+        state = self.state
+        local = sharing.local_layers(state, served_by=f"/data/{self.token}/")
+        if local:
+            warnings.warn(
+                f"layers {local} are served by this Python process only: a Neuroglancer elsewhere cannot load "
+                "them (share a converted dataset on a web server or bucket instead)",
+                LocalDataWarning,
+                stacklevel=2,
+            )
+        return sharing.to_url(state, base)
+
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write the current view as a JSON state file (reopen it with ``ngshow --state FILE``)."""
+        sharing.save_state(self.state, path)
+
+    def apply_state(self, state: ViewerState | dict[str, Any] | str | os.PathLike[str]) -> None:
+        """Take the view and layer settings of a saved state (a :class:`ViewerState`, dict, file or URL).
+
+        Saved layers that some ngshow process served are matched by name to this viewer's layers; saved
+        layers with remote sources (``precomputed://gs://…``, ``zarr://https://…``, …) are added as they
+        are.  See :func:`ngshow.sharing.merge_saved_state`.
+        """
+        self._check_open()
+        if isinstance(state, (str, os.PathLike)):
+            state = sharing.load_state(state)
+        elif isinstance(state, dict):
+            state = sharing.check_state(state)
+        with self._txn_lock:
+            current, _ = self.documents["s"].snapshot()
+            self.documents["s"].set(sharing.merge_saved_state(current, state))
 
     def on_state_changed(self, callback: StateCallback) -> StateCallback:
         """Call ``callback(state)`` after each change the browser makes (usable as a decorator).
@@ -446,14 +525,45 @@ class Viewer:
 
         self.documents["c"].update(edit)
 
-    def screenshot(self, size: tuple[int, int] | None = None, *, timeout: float = 60.0) -> bytes:
+    def screenshot(
+        self,
+        size: tuple[int, int] | None = None,
+        *,
+        timeout: float = 60.0,
+        scale_bar: bool | Mapping[str, Any] | None = None,
+        panels_only: bool = False,
+    ) -> bytes:
         """A PNG of the view once every visible chunk is drawn.
 
         Uses an open browser tab if there is one; otherwise starts headless Chromium (needs
-        ``ngshow[screenshot]`` and a Chromium).  ``size`` = ``(width, height)`` in pixels.
+        ``ngshow[screenshot]`` and a Chromium).  ``size`` = ``(width, height)`` in pixels; beyond
+        2048 pixels a 2-D view is drawn in tiles and stitched, so ``size=(8000, 6000)`` works.
+        ``scale_bar``: ``False``/``True`` hide/show it, or options such as ``{"scale_factor": 4}``.
+        ``panels_only`` leaves out the top bar, layer bar and panel borders (tiled pictures always do).
         """
         self._check_open()
-        return screenshots.take(self, size, timeout)
+        return figures.screenshot(self, size, scale_bar=scale_bar, panels_only=panels_only, timeout=timeout)
+
+    def record(
+        self,
+        keyframes: Sequence[Any] | str | os.PathLike[str],
+        path: str | os.PathLike[str],
+        *,
+        fps: float = 24.0,
+        size: tuple[int, int] = (1280, 720),
+        progress: bool = True,
+    ) -> int:
+        """Render a movie: ``keyframes`` are ``{"state": …, "duration": seconds}`` (or a keyframes JSON
+        file); position, orientation, zoom and opacity are interpolated (see :mod:`ngshow.movie`).
+        Returns the number of frames written to ``path`` (``.mp4``).
+
+        >>> viewer.record([{"state": a, "duration": 2}, {"state": b}], "tour.mp4", fps=30)
+        """
+        self._check_open()
+        from . import movie
+
+        source = keyframes if isinstance(keyframes, (str, os.PathLike)) else list(keyframes)
+        return movie.record(self, source, path, fps=fps, size=size, progress=progress)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Keep serving until this viewer is closed (or ``timeout`` seconds pass); True if closed.
