@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import ngshow
 from ngshow.annotations import annotation_table
-
-
-@pytest.fixture
-def viewer() -> Iterator[ngshow.Viewer]:
-    v = ngshow.Viewer()
-    yield v
-    v.close()
 
 
 def synapses() -> pd.DataFrame:
