@@ -206,3 +206,63 @@ def test_a_million_synapses_with_two_relationships(tmp_path: Path) -> None:
     assert len(got) > 0 and ((inside >= cell_lo) & (inside <= cell_lo + size)).all()
     assert len(info["spatial"]) > 3 and (grid > 1).all()
     assert not ngshow.convert.validate(out)
+
+
+def test_validate_finds_what_is_broken(tmp_path: Path) -> None:
+    frame, options = table(800, "box", seed=5)
+    for sharded in (True, False):
+        write_annotations(frame, tmp_path / f"s{sharded}", limit=30, sharded=sharded, workers=1, **options)
+        assert ngshow.convert.validate(tmp_path / f"s{sharded}") == []
+    out = tmp_path / "sFalse"
+    info = json.loads((out / "info").read_text())
+    finest = out / info["spatial"][-1]["key"]
+    cell = sorted(finest.iterdir())[0]
+    cell.write_bytes(cell.read_bytes()[:-3])
+    (out / info["relationships"][0]["key"] / "1").write_bytes(b"\x01" + b"\x00" * 7)
+    info["spatial"][1]["chunk_size"][0] *= 3
+    info["properties"][0]["type"] = "float64"
+    (out / "info").write_text(json.dumps(info))
+    messages = [str(p) for p in ngshow.convert.validate(out)]
+    assert any("a type of" in m for m in messages), messages
+    assert any("grid_shape x chunk_size" in m for m in messages)
+    # With the info mended, the entries are read: a cut cell, a short list, annotations lost.
+    info["properties"][0]["type"] = "uint32"
+    info["spatial"][1]["chunk_size"][0] /= 3
+    (out / "info").write_text(json.dumps(info))
+    messages = [str(p) for p in ngshow.convert.validate(out)]
+    assert any(m.startswith(f"{finest.name}/{cell.name}: ") and "bytes for" in m for m in messages), messages
+    assert any("rel_pre/1: 8 bytes for 1 annotations" in m for m in messages)
+    assert any("in no spatial cell" in m for m in messages)
+    sharded = tmp_path / "sTrue"
+    shard = next((sharded / "by_id").iterdir())
+    shard.write_bytes(shard.read_bytes()[:40])
+    assert any("by_id/" in str(p) for p in ngshow.convert.validate(sharded))
+
+
+def test_the_command_line_writes_and_validates(tmp_path: Path) -> None:
+    from .test_cli import run_cli
+
+    frame, _ = table(500, "point", seed=6)
+    frame = frame.rename(columns={"ax": "x", "ay": "y", "az": "z"})[["x", "y", "z", "pre", "score", "colour", "cls"]]
+    frame["post_id"] = frame["pre"] + 1000
+    frame.to_parquet(tmp_path / "synapses.parquet")
+    done = run_cli("convert-annotations", str(tmp_path / "synapses.parquet"), str(tmp_path / "out"), "--kind", "point",
+                   "--relationships", "pre=pre,post=post_id", "--properties", "score,colour,cls",
+                   "--voxel-size", "8,8,40", "--workers", "1", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout
+    reader = AnnotationReader(f"file://{tmp_path / 'out'}")
+    assert [p.id for p in reader.properties] == ["score", "colour", "cls"]
+    assert sorted(int(a.id) for a in reader.relationships["post"][int(frame["pre"][0]) + 1000]) == sorted(
+        int(i) + 1 for i in np.flatnonzero(frame["pre"] == frame["pre"][0])
+    )
+    assert run_cli("validate", str(tmp_path / "out")).returncode == 0
+    for args, message in [
+        (["--position", "x,y,w"], "no column"),
+        (["--relationships", "pre"], "NAME=COLUMN"),
+    ]:
+        bad = run_cli("convert-annotations", str(tmp_path / "synapses.parquet"), str(tmp_path / "bad"), *args)
+        assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert bad.stderr.startswith("ngshow: error:")
+    missing = run_cli("convert-annotations", str(tmp_path / "nope.parquet"), str(tmp_path / "bad"))
+    assert missing.returncode == 2 and missing.stderr.startswith("ngshow: error:")

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show array files in Neuroglancer, served from this machine.",
         epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH. "
         "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed), `ngshow validate OUTPUT`, "
-        "`ngshow mesh LABELS DIR` (mesh files).",
+        "`ngshow mesh LABELS DIR` (mesh files), `ngshow convert-annotations TABLE OUTPUT` (annotations).",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
@@ -118,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return convert_cli.main(argv)
     if argv and argv[0] == "mesh":
         return mesh_command(argv[1:])
+    if argv and argv[0] == "convert-annotations":
+        from .convert import annotations_cli
+
+        return annotations_cli.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]

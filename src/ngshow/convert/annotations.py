@@ -54,12 +54,12 @@ from .run import RunReport, run
 from .sharding import ShardingSpec, compressed_morton_code, encode_shard, volume_sharding
 from .storage import WORK_PREFIX, Store
 from .tasks import TaskResult
+from .validate_annotations import ANNOTATION_TYPE
 
 __all__ = ["AnnotationPlans", "plan_annotations", "write_annotations", "ANNOTATION_TYPE"]
 
 log = logging.getLogger(__name__)
 
-ANNOTATION_TYPE = "neuroglancer_annotations_v1"
 WORK_DIR = f"{WORK_PREFIX}/annotations"
 #: Rows read by one sort task.
 ROWS_PER_TASK = 1 << 20

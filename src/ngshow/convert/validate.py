@@ -21,6 +21,7 @@ from ..errors import InvalidRequest
 from .precomputed import DATA_TYPES, ENCODINGS, Scale, decode_chunk
 from .properties import check_segment_properties
 from .storage import WORK_PREFIX, Store
+from .validate_annotations import ANNOTATION_TYPE, check_annotations
 
 __all__ = ["Problem", "validate"]
 
@@ -86,6 +87,9 @@ def validate(url: str, *, full: bool = False, max_problems: int = 1000) -> list[
         return [Problem("info", f"not valid JSON: {e}")]
     if not isinstance(info, dict):
         return [Problem("info", "must be a JSON object")]
+    if info.get("@type") == ANNOTATION_TYPE:
+        check_annotations(store, info, report)
+        return problems
     if info.get("@type", "neuroglancer_multiscale_volume") != "neuroglancer_multiscale_volume":
         report("info", f"@type is {info.get('@type')!r}, expected 'neuroglancer_multiscale_volume'")
     kind = info.get("type")
