@@ -303,8 +303,10 @@ class Viewer:
             token = new_token()
             self._datasets[token] = root
             source, kind = f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
+            if info.get("@type") == "neuroglancer_annotations_v1":
+                kind = "annotation"  # typed up front, so a shader set in the state is kept
         entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or "precomputed")}
-        if kind in ("image", "segmentation"):
+        if kind in ("image", "segmentation", "annotation"):
             entry["type"] = kind
 
         def put(state: dict[str, Any]) -> None:

@@ -101,3 +101,53 @@ def test_a_point_drawn_with_the_client_tool_comes_back(page: BrowserPage, viewer
     assert row["type"] == "point" and row["id"]
     assert abs(row["x"] - 30.5) < 1 and abs(row["y"] - 20.5) < 1 and abs(row["z"] - Z) <= 1
     assert page.problems.all(ignore=EXPECTED) == []
+
+
+def test_the_stock_client_shows_a_million_precomputed_synapses(
+    page: BrowserPage, viewer: ngshow.Viewer, tmp_path: Any
+) -> None:
+    from ngshow.annotations import colour_shader
+    from ngshow.convert.annotations import write_annotations
+
+    n, width, height, depth = 1_000_000, 4000, 3000, 300
+    rng = np.random.default_rng(11)
+    xyz = rng.uniform([0, 0, 0], [width, height, depth], size=(n, 3))
+    pre = rng.integers(8, 5000, n)
+    pre[:150] = 7  # segment 7's synapses: in the plane of the view, in the left tenth
+    xyz[:150] = np.column_stack([rng.uniform(100, 380, 150), rng.uniform(300, 2700, 150), np.full(150, 150.0)])
+    frame = pd.DataFrame({"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2], "pre": pre, "post": rng.integers(8, 5000, n),
+                          "score": rng.random(n).astype(np.float32),
+                          "color": np.where(xyz[:, 0] < width / 2, "#ff0000", "#00ff00")})
+    out = tmp_path / "synapses"
+    write_annotations(frame, out, kind="point", position=["x", "y", "z"], relationships={"pre": "pre", "post": "post"},
+                      properties=["score", "color"], voxel_size=(8, 8, 40), workers=2)
+    viewer.add(np.zeros((4, 4, 4), np.uint32), name="seg", kind="segmentation", voxel_size=(8, 8, 40))
+    viewer.add_precomputed(str(out), name="synapses")
+    with viewer.txn() as s:
+        s.layers["synapses"]["shader"] = colour_shader("color")  # colours read from the shards
+        s.layout = "xy"
+        s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
+        s.position = [width / 2, height / 2, 150.5]
+        s.cross_section_scale = 1.1 * width * 8e-9 / 800
+    page.open(viewer.url)
+    assert page.page.evaluate("() => window.viewer.layerManager.getLayerByName('synapses').layer.type") == "annotation"
+
+    def colours() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        pixels = page.panel_pixels()
+        return pure(pixels, (255, 0, 0)), pure(pixels, (0, 255, 0))
+
+    page.wait_for_pixels(lambda: min(len(c) for c in colours()) > 500, "the spatial index's points are not drawn")
+    red, green = colours()
+    middle = page.panel_pixels().shape[1] / 2
+    assert np.median(red[:, 1]) < middle < np.median(green[:, 1])  # colours from the rgb property
+
+    # Filtered by segment 7 of "seg", through the sharded relationship index: only its synapses.
+    with viewer.txn() as s:
+        s.layers["synapses"].update(linkedSegmentationLayer={"pre": "seg"}, filterBySegmentation=["pre"])
+        s.select_segments("seg", [7])
+    tenth = page.panel_pixels().shape[1] * 0.15
+    page.wait_for_pixels(
+        lambda: len(colours()[1]) == 0 and len(colours()[0]) > 100, "segment 7's synapses alone are not drawn"
+    )
+    assert colours()[0][:, 1].max() < tenth
+    assert page.problems.all(ignore=EXPECTED) == []
