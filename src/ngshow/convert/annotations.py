@@ -448,9 +448,11 @@ class SortRows:
             for r, rel in enumerate(lay.relationships):
                 offsets, values = table.relationships[rel]
                 counts = np.diff(offsets)[part]
-                take = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in part]) if (counts != 1).any() else offsets[part]
+                # Positions of the related ids of the picked annotations, in their order.
+                within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+                take = np.repeat(offsets[part], counts) + within
                 arrays[f"count{r}"] = counts.astype(np.uint32)
-                arrays[f"related{r}"] = values[take.astype(np.int64)] if len(take) else np.zeros(0, np.uint64)
+                arrays[f"related{r}"] = values[take]
             nbytes += _save(lay.work, f"byid/{int(b)}/{tag}", **arrays)
             written += 1
 
