@@ -15,6 +15,7 @@ __all__ = [
     "ViewerClosed",
     "Conflict",
     "DtypeConversionWarning",
+    "AxesGuessWarning",
     "http_status",
 ]
 
@@ -52,6 +53,10 @@ class ViewerClosed(NgshowError, RuntimeError):
 
 class DtypeConversionWarning(UserWarning):
     """An array's dtype is not one Neuroglancer reads, so ngshow converts it per chunk."""
+
+
+class AxesGuessWarning(UserWarning):
+    """ngshow guessed what an array's axes are (pass ``axes=`` to say)."""
 
 
 _STATUS: list[tuple[type[BaseException], int]] = [

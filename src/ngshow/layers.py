@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,7 +12,8 @@ import numpy as np
 from . import encodings
 from .errors import InvalidArray, ViewerClosed
 from .lru import ByteLRU
-from .sources import ArraySource, Kind, require_array_like
+from .coords import CoordinateSpace, parse_unit, to_base
+from .sources import ArraySource, Kind, read_box, require_array_like
 from .tokens import new_token
 
 if TYPE_CHECKING:
@@ -23,13 +24,48 @@ __all__ = ["Layer", "default_encoding", "default_shader", "guess_kind"]
 logger = logging.getLogger(__name__)
 
 
-def guess_kind(data: Any) -> Kind:
-    """Wide integer arrays (32/64-bit) of rank <= 3 look like labels; everything else like an image."""
+def guess_kind(data: Any, space: CoordinateSpace | None = None) -> Kind:
+    """Whether an array looks like labels or like an image.
+
+    32/64-bit integers are labels (unless they have several channels); 8/16-bit integers are labels
+    when a small central sample looks like them: few distinct values, mostly equal neighbours
+    (Cellpose and StarDist write uint16 labels).  Everything else is an image.
+    """
     require_array_like(data)
     dtype = np.dtype(data.dtype)
-    if dtype.kind in "iu" and dtype.itemsize >= 4 and len(data.shape) <= 3:
+    shape = tuple(int(n) for n in data.shape)
+    if space is None:
+        space = CoordinateSpace.make(shape) if len(shape) <= 3 else None
+    channels = [] if space is None else [shape[i] for i in space.channel_indices]
+    if dtype.kind not in "iu" or any(n > 1 for n in channels) or (space is None and len(shape) > 3):
+        return "image"
+    if dtype.itemsize >= 4:
+        return "segmentation"
+    if dtype.itemsize == 2 and space is not None and _looks_like_labels(data, space):
         return "segmentation"
     return "image"
+
+
+def _looks_like_labels(data: Any, space: CoordinateSpace) -> bool:
+    box = tuple(_central(n, 64) if kind == "space" else slice(n // 2, n // 2 + 1)
+                for n, kind in zip(data.shape, space.kinds))
+    sample = read_box(data, box)
+    if sample.size < 64:
+        return False
+    values = np.unique(sample)
+    if values.size > 4096:
+        return False
+    last = sample.shape[-1]
+    if last < 2:
+        return False
+    same = float(np.mean(sample[..., 1:] == sample[..., :-1]))
+    return same >= 0.75
+
+
+def _central(n: int, width: int) -> slice:
+    width = min(n, width)
+    lo = (n - width) // 2
+    return slice(lo, lo + width)
 
 
 def default_encoding(kind: Kind) -> str:
@@ -39,16 +75,21 @@ def default_encoding(kind: Kind) -> str:
 
 
 def _contrast_sample(source: ArraySource) -> np.ndarray[Any, Any]:
-    """A central block of at most 64 voxels per spatial axis: cheap to read from any store."""
+    """A central block of at most 64 voxels per spatial axis, every channel, the middle time point:
+    cheap to read from any store.  Channels come first in the result."""
     box = []
-    for axis, n in enumerate(source.shape):
-        if source.rank == 4 and axis == 0:
+    for n, kind in zip(source.shape, source.space.kinds):
+        if kind == "channel":
             box.append(slice(0, n))
-            continue
-        width = min(n, 64)
-        lo = (n - width) // 2
-        box.append(slice(lo, lo + width))
-    return source.read(tuple(box))
+        elif kind == "space":
+            box.append(_central(n, 64))
+        else:
+            box.append(slice(n // 2, n // 2 + 1))
+    sample = source.read(tuple(box))
+    channel = source.space.channel_indices
+    if len(channel) == 1:
+        return np.moveaxis(sample, channel[0], 0)
+    return sample[np.newaxis]
 
 
 def _range(values: np.ndarray[Any, Any]) -> list[float]:
@@ -71,7 +112,7 @@ def default_shader(source: ArraySource) -> tuple[str | None, dict[str, Any]]:
         return None, {}  # the default 0-255 range fits: nothing to read
     sample = _contrast_sample(source)
     if channels == 1:
-        return None, {"normalized": {"range": _range(sample)}}
+        return None, {"normalized": {"range": _range(sample[0])}}
     if channels <= 3:
         names = ["red", "green", "blue"][:channels]
         lines = [f"#uicontrol invlerp {n}(channel={i})" for i, n in enumerate(names)]
@@ -104,8 +145,7 @@ class Layer:
         *,
         kind: Kind,
         kind_guessed: bool = False,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        offset: Sequence[float] = (0.0, 0.0, 0.0),
+        space: CoordinateSpace | None = None,
         encoding: str = "auto",
         jpeg_quality: int = 90,
         shader: str | None = None,
@@ -116,8 +156,9 @@ class Layer:
         self.name = name
         self.kind: Kind = kind
         self.kind_guessed = kind_guessed
+        self._space = space if space is not None else CoordinateSpace.make(data.shape)
         self._source: ArraySource | None = ArraySource(
-            data, kind=kind, voxel_size=voxel_size, offset=offset, max_downsampling=max_downsampling
+            data, kind=kind, space=self._space, max_downsampling=max_downsampling
         )
         self.encoding = default_encoding(kind) if encoding == "auto" else encoding
         self.jpeg_quality = int(jpeg_quality)
@@ -156,12 +197,15 @@ class Layer:
     @data.setter
     def data(self, value: Any) -> None:
         old = self.source
-        new = ArraySource(
-            value, kind=self.kind, voxel_size=old.voxel_size, offset=old.offset, max_downsampling=old.max_downsampling
-        )
+        require_array_like(value)
+        space = self._space
+        if len(value.shape) != space.rank:  # a new rank: the same voxel size, axes named by rank
+            space = CoordinateSpace.make(value.shape, voxel_size=old.voxel_size if len(old.voxel_size) == 3 else None)
+        new = ArraySource(value, kind=self.kind, space=space, max_downsampling=old.max_downsampling)
         self._check_encoding(new)
         with self._lock:
             self._source = new
+            self._space = space
             # The client never refetches a volume's info, so new data gets a new key (PROTOCOL.md §3.5).
             self.token = new_token()
             assert self._viewer is not None
@@ -185,12 +229,60 @@ class Layer:
 
     def state_json(self) -> dict[str, Any]:
         """This layer's entry in the viewer-state ``layers`` list."""
-        entry: dict[str, Any] = {"type": self.kind, "source": f"python://volume/{self.key}", "name": self.name}
+        url = f"python://volume/{self.key}"
+        transform = self.source.space.source_transform()
+        source: Any = url if transform is None else {"url": url, "transform": transform}
+        entry: dict[str, Any] = {"type": self.kind, "source": source, "name": self.name}
         if self.shader:
             entry["shader"] = self.shader
         if self.shader_controls:
             entry["shaderControls"] = self.shader_controls
         return entry
+
+    @property
+    def space(self) -> CoordinateSpace:
+        """The layer's coordinate space, in the array's own axis order."""
+        return self._space
+
+    def global_dimensions(self) -> dict[str, list[Any]]:
+        """The client's global dimensions this layer brings: ``{name: [scale, base unit]}``, x, y, z first."""
+        space = self.source.space
+        return {
+            space.axes[i].name: [space.axes[i].base_scale, space.axes[i].base_unit]
+            for i in space.output_order()
+            if space.axes[i].kind != "channel"
+        }
+
+    def index_at(self, position: Sequence[float], dimensions: Mapping[str, Sequence[Any]]) -> np.ndarray[Any, Any]:
+        """The array index (float, the array's axis order) at a global ``position``.
+
+        ``position`` and ``dimensions`` are the viewer state's (``state.position``, ``state.json
+        ["dimensions"]``); axes the global space lacks (channels) get index 0.
+        """
+        names = list(dimensions)
+        physical = []
+        for axis in self._space.axes:
+            if axis.kind == "channel" or axis.name not in dimensions:
+                physical.append(axis.translate)
+                continue
+            d = names.index(axis.name)
+            base = float(position[d]) * float(dimensions[axis.name][0])
+            physical.append(base / to_base(1.0, parse_unit(axis.unit)[0]))
+        return self._space.index(physical)
+
+    def position_of(
+        self, index: Sequence[float], dimensions: Mapping[str, Sequence[Any]], current: Sequence[float] | None = None
+    ) -> list[float]:
+        """The global position of an array index (the inverse of :meth:`index_at`); global axes this
+        layer lacks keep their value in ``current``."""
+        names = list(dimensions)
+        out = [float(v) for v in current] if current is not None and len(current) == len(names) else [0.0] * len(names)
+        physical = self._space.physical(index)
+        for axis, value in zip(self._space.axes, physical):
+            if axis.kind != "channel" and axis.name in dimensions:
+                base = to_base(float(value), parse_unit(axis.unit)[0])
+                out[names.index(axis.name)] = base / float(dimensions[axis.name][0])
+        return out
 
     def encoded_chunk(
         self, encoding: str, factors: list[int], start: list[int], end: list[int]

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from .adapters import ReversedAxes, TensorStoreArray
 from .errors import InvalidArray, NgshowError
 
-__all__ = ["Opened", "open_array", "UnreadableFile", "SUFFIXES"]
+__all__ = ["Opened", "open_array", "UnreadableFile", "SUFFIXES", "ReversedAxes", "TensorStoreArray"]
 
 SUFFIXES = (".npy", ".h5", ".hdf5", ".zarr", ".n5", ".tif", ".tiff", ".nii", ".nii.gz", "precomputed folders")
 _CONTAINER = re.compile(r"^(?P<file>.*?\.(?:h5|hdf5|zarr|n5))(?:[:/](?P<inner>.*))?$", re.IGNORECASE)
@@ -36,30 +37,6 @@ class Opened:
     voxel_size: tuple[float, float, float] | None = None  # nm, (x, y, z)
     keep_open: Any = None  # the file handle that must outlive the array
     kind: str | None = None  # what the file says it is, if it says
-
-
-class ReversedAxes:
-    """A lazy view of an ``(x, y, z)``-ordered array as ``(z, y, x)``."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.shape = tuple(reversed(tuple(inner.shape)))
-        self.dtype = np.dtype(inner.dtype)
-
-    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        return np.asarray(self.inner[tuple(reversed(box))]).transpose()
-
-
-class TensorStoreArray:
-    """A TensorStore opened for reading, sliced like NumPy."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.shape = tuple(int(n) for n in store.shape)
-        self.dtype = np.dtype(store.dtype.numpy_dtype)
-
-    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        return np.asarray(self.store[box].read().result())
 
 
 def _need(module: str, extra: str) -> Any:

@@ -16,12 +16,14 @@ from typing import Any
 
 from . import runtime, screenshots
 from .actions import VIEWS, Actions
+from .adapters import as_array, space_hints
 from .annotations import GEOMETRY_ARGUMENTS, AnnotationKind, annotation_table, colour_shader, local_layer_json
-from .errors import InvalidArray, NotFound, ViewerClosed
+from .coords import CoordinateSpace
 from .encodings import Body
+from .errors import InvalidArray, NotFound, ViewerClosed
 from .layers import Layer, guess_kind
 from .lru import ByteLRU
-from .sources import Kind
+from .sources import Kind, require_array_like
 from .state import SyncedDocument, ViewerState
 from .tokens import find, new_token
 
@@ -68,6 +70,7 @@ class Viewer:
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
         self._chunk_cache: ByteLRU[Body] = ByteLRU(CHUNK_CACHE_BYTES)
         self.closed = False
+        self._said_assumed = False
         self._server = runtime.get_server()
         for document in self.documents.values():
             document.on_change.append(self._wake)
@@ -114,8 +117,14 @@ class Viewer:
         name: str | None = None,
         kind: Kind | None = None,
         volume_type: Kind | None = None,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        offset: Sequence[float] = (0.0, 0.0, 0.0),
+        axes: str | Sequence[str] | None = None,
+        scale: Sequence[float] | None = None,
+        translate: Sequence[float] | None = None,
+        units: str | Sequence[str] | None = None,
+        transform: Any = None,
+        space: CoordinateSpace | None = None,
+        voxel_size: Sequence[float] | None = None,
+        offset: Sequence[float] | None = None,
         encoding: str = "auto",
         jpeg_quality: int = 90,
         shader: str | None = None,
@@ -126,18 +135,31 @@ class Viewer:
         Parameters
         ----------
         data
-            ``(z, y, x)`` or ``(c, z, y, x)`` array: NumPy, memmap, h5py, zarr or dask.  Only the chunks
-            the browser asks for are read.
+            An array of any rank from 2 to 32: NumPy, memmap, h5py, zarr, dask, TensorStore or an
+            xarray DataArray (its dims, coordinates and units are used).  Only the chunks the
+            browser asks for are read.
         name
             Layer name; a layer of the same name is replaced.  Default: ``"image"``/``"segmentation"``.
         kind
-            ``"image"`` or ``"segmentation"``.  If omitted, 32/64-bit integer 3-D arrays are shown as
-            segmentations and everything else as images; the guess is logged and recorded in
-            ``layer.kind_guessed``.  ``volume_type`` is an alias.
-        voxel_size
-            Voxel size in nanometres, ``(x, y, z)``.
-        offset
-            Position of voxel ``(0, 0, 0)`` in voxels, ``(x, y, z)``.
+            ``"image"`` or ``"segmentation"``.  If omitted, it is guessed (32/64-bit integers, and
+            8/16-bit integers that look like labels, are segmentations); the guess is logged and
+            recorded in ``layer.kind_guessed``.  ``volume_type`` is an alias.
+        axes
+            Axis names in the array's order, e.g. ``"tczyx"`` or ``["t", "z", "y", "x"]``; ``t``/``time``
+            is a time axis (a slider, never downsampled), ``c``/``channel`` a channel axis.  Default
+            by rank: ``yx``, ``zyx``, ``czyx``, ``tczyx``.
+        scale, translate
+            Voxel size and position of index 0 per axis, in the array's axis order and each axis's unit.
+        units
+            ``"um"`` for every spatial axis, or one unit per axis (``"nm"``, ``"um"``, ``"s"``, ``""``).
+            Default nm for space, s for time.
+        transform
+            Affine matrix, ``(n+1)×(n+1)`` or ``n×(n+1)``, over the non-channel axes (array order),
+            applied after scale and translate: for co-registered volumes.
+        space
+            A ready :class:`~ngshow.coords.CoordinateSpace` (instead of the keywords above).
+        voxel_size, offset
+            The short spellings for 3-D data: voxel size in nm and offset in voxels, ``(x, y, z)``.
         encoding
             Chunk encoding on the wire: ``"raw"``, ``"npz"`` (zlib) or ``"jpeg"`` (uint8 images with 1
             or 3 channels; lossy, at ``jpeg_quality``, for remote use).  ``"auto"`` picks what is
@@ -146,36 +168,84 @@ class Viewer:
             A Neuroglancer shader (images); default grey, or RGB for 2-3 channels.
         max_downsampling
             Largest product of downsampling factors the browser may ask for.
+
+        Raises
+        ------
+        InvalidArray
+            For arrays ngshow cannot show and for inconsistent axes, scales, units or transforms,
+            before anything is served.
         """
         self._check_open()
         if kind is not None and volume_type is not None and kind != volume_type:
             raise ValueError(f"kind={kind!r} and volume_type={volume_type!r} disagree")
+        array = as_array(data)
+        require_array_like(array)
+        if space is None:
+            given: dict[str, Any] = {"axes": axes, "scale": scale, "translate": translate, "units": units}
+            hints = {k: v for k, v in space_hints(data).items() if given.get(k) is None}
+            if axes is not None:  # the data's own names and kinds no longer apply
+                hints.pop("kinds", None)
+                hints.pop("channel_labels", None)
+            space = CoordinateSpace.make(
+                array.shape, **hints, **{k: v for k, v in given.items() if v is not None},
+                transform=transform, voxel_size=voxel_size, offset=offset,
+            )
+        elif any(v is not None for v in (axes, scale, translate, units, transform, voxel_size, offset)):
+            raise InvalidArray("give space= or the axes/scale/translate/units/transform keywords, not both")
         chosen = kind or volume_type
         guessed = chosen is None
         if chosen is None:
-            chosen = guess_kind(data)
-            logger.info("showing array of dtype %s as %s (pass kind= to choose)", data.dtype, chosen)
+            chosen = guess_kind(array, space)
+            logger.info("showing array of dtype %s as %s (pass kind= to choose)", array.dtype, chosen)
         name = name or self._free_name(chosen)
         layer = Layer(
             self,
             name,
-            data,
+            array,
             kind=chosen,
             kind_guessed=guessed,
-            voxel_size=voxel_size,
-            offset=offset,
+            space=space,
             encoding=encoding,
             jpeg_quality=jpeg_quality,
             shader=shader,
             max_downsampling=max_downsampling,
             chunk_cache=self._chunk_cache,
         )
+        if space.assumed and not self._said_assumed:
+            self._said_assumed = True
+            logger.info("layer %r: no voxel size given, so 1 nm voxels are assumed (pass scale= and units=)", name)
         old = self._layers.get(name)
         self._layers[name] = layer
         if old is not None:
             old._close()
         self._layer_changed(layer)
         return layer
+
+    def dimensions(self) -> dict[str, list[Any]]:
+        """The global dimensions ``{name: [scale, unit]}`` positions are given in: the browser's once a
+        tab has opened, else what the client will derive from the layers (first layer's scale wins)."""
+        state = self.state.json
+        if state.get("dimensions"):
+            return dict(state["dimensions"])
+        dims: dict[str, list[Any]] = {}
+        for entry in state.get("layers", []):
+            layer = self._layers.get(entry.get("name", ""))
+            if layer is not None:
+                for name, value in layer.global_dimensions().items():
+                    dims.setdefault(name, value)
+        return dims
+
+    def set_position(self, index: Sequence[float], *, layer: str) -> None:
+        """Move the view to an index of ``layer``'s array (its own axis order, its units and transform).
+
+        >>> viewer.set_position((5, 0, 30, 128, 128), layer="movie")   # t=5 of a (t, c, z, y, x) array
+        """
+        target = self._layers.get(layer)
+        if target is None:
+            raise NotFound(f"no array layer named {layer!r}; layers: {sorted(self._layers)}")
+        dimensions = self.dimensions()
+        with self.txn() as s:
+            s.position = target.position_of(index, dimensions, s.position)
 
     def _layer_changed(self, layer: Layer) -> None:
         """Put the layer's entry (source URL, shader) into the state and push its generation."""
