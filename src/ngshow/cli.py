@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show array files in Neuroglancer, served from this machine.",
         epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH. "
         "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed), `ngshow validate OUTPUT`, "
-        "`ngshow mesh LABELS DIR` (mesh files), `ngshow movie KEYFRAMES OUT.mp4 [FILE...]` (movies).",
+        "`ngshow mesh LABELS DIR` (mesh files), `ngshow movie KEYFRAMES OUT.mp4 [FILE...]` (movies), "
+        "`ngshow convert-annotations TABLE OUTPUT` (annotations).",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
@@ -142,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .movie import main as movie_main
 
         return movie_main(argv[1:])
+    if argv and argv[0] == "convert-annotations":
+        from .convert import annotations_cli
+
+        return annotations_cli.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]

@@ -19,8 +19,8 @@ from typing import Any
 
 from . import figures, runtime, screenshots, sharing
 from .actions import VIEWS, Actions
-from .annotations import AnnotationKind, annotation_layer
 from .adapters import as_array, space_hints
+from .annotations import GEOMETRY_ARGUMENTS, AnnotationKind, annotation_table, colour_shader, local_layer_json
 from .coords import CoordinateSpace
 from .encodings import Body
 from .errors import InvalidArray, LocalDataWarning, NotFound, ViewerClosed
@@ -282,30 +282,90 @@ class Viewer:
 
     def add_annotations(
         self,
-        kind: AnnotationKind,
-        first: Any,
+        data: Any = None,
+        first: Any = None,
         second: Any = None,
         *,
+        kind: AnnotationKind | None = None,
         name: str | None = None,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        ids: Sequence[Any] | None = None,
+        position: Any = None,
+        point_a: Any = None,
+        point_b: Any = None,
+        center: Any = None,
+        radii: Any = None,
+        points: Any = None,
+        ids: Any = None,
+        description: Any = None,
         descriptions: Sequence[str] | None = None,
-        properties: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | Sequence[str] | None = None,
+        property_types: Mapping[str, str] | None = None,
+        enums: Mapping[str, Any] | None = None,
+        relationships: Mapping[str, Any] | None = None,
+        linked_segmentation: str | Mapping[str, str] | None = None,
+        filter_by_segmentation: bool | Sequence[str] = True,
+        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+        dimensions: Mapping[str, Any] | None = None,
         color: str = "#ffff00",
+        color_by: str | None = None,
+        shader: str | None = None,
     ) -> None:
-        """Add (or replace) an annotation layer of points, lines, boxes or ellipsoids.
+        """Add (or replace) a layer of points, lines, boxes, ellipsoids or polylines.
 
-        >>> viewer.add_annotations("point", xyz, name="synapses", voxel_size=(6, 6, 40))
+        >>> viewer.add_annotations(synapses, kind="point", position=["x", "y", "z"],
+        ...     relationships={"pre": "pre_id", "post": "post_id"}, linked_segmentation="seg",
+        ...     properties=["score", "color"], color_by="color", name="synapses")
+        >>> viewer.add_annotations("point", xyz, name="dots", voxel_size=(6, 6, 40))
         >>> viewer.add_annotations("box", corner_min, corner_max, name="rois")
 
-        Coordinates are ``(N, 3)`` voxel positions ``(x, y, z)``; lines take start and end points, boxes
-        two opposite corners, ellipsoids centres and radii.
+        ``data`` is a pandas DataFrame whose columns the other arguments name (see
+        :func:`ngshow.annotations.annotation_table` for every argument), or None with arrays given
+        directly; the short form ``(kind, first, second)`` takes ``(N, 3)`` arrays.  Positions are in
+        voxels of ``voxel_size`` nm, ``(x, y, z)``, or of the named ``dimensions``
+        (``{"x": (4, "nm"), ...}``).  ``linked_segmentation`` is the segmentation layer that the
+        relationships' segment ids belong to (or a relationship -> layer mapping); selecting segments
+        there then shows only their annotations (``filter_by_segmentation=False`` shows all).
+        ``color_by`` names an rgb/rgba property that colours the annotations; ``shader`` is any
+        annotation shader.  Read the layer back, with the browser's edits, through
+        ``viewer.state.annotations(name)``.
         """
         self._check_open()
-        layer_name = name or self._free_name(kind)
-        entry = annotation_layer(
-            layer_name, kind, first, second, voxel_size=voxel_size, ids=ids,
-            descriptions=descriptions, properties=properties, color=color,
+        geometry = {
+            "position": position, "point_a": point_a, "point_b": point_b, "center": center, "radii": radii,
+            "points": points,
+        }
+        if isinstance(data, str):  # the short form: add_annotations("box", corner_min, corner_max)
+            if kind is not None and kind != data:
+                raise ValueError(f"kind given twice: {data!r} and {kind!r}")
+            if data not in GEOMETRY_ARGUMENTS:
+                raise InvalidArray(f"annotation kind must be one of {sorted(GEOMETRY_ARGUMENTS)}, got {data!r}")
+            wanted = GEOMETRY_ARGUMENTS[data]
+            kind, data = data, None  # type: ignore[assignment]
+            if len(wanted) == 2 and second is None:
+                raise InvalidArray(f"{kind} annotations need two (N, 3) arrays: {wanted[0]} and {wanted[1]}")
+            geometry.update((a, v) for a, v in zip(wanted, (first, second)) if v is not None)
+        elif first is not None or second is not None:
+            raise TypeError("add_annotations(data, ...): give the geometry by keyword (position=, point_a=, ...)")
+        chosen: AnnotationKind = kind or "point"
+        if descriptions is not None and description is None:
+            description = descriptions
+        table = annotation_table(
+            data, kind=chosen, **geometry, ids=ids, description=description, properties=properties,
+            property_types=property_types, enums=enums, relationships=relationships,
+            rank=len(dimensions) if dimensions is not None else 3,
+        )
+        if isinstance(linked_segmentation, str):
+            linked_segmentation = {rel: linked_segmentation for rel in table.relationships}
+        if color_by is not None:
+            spec = next((s for s in table.property_specs if s.id == color_by), None)
+            if spec is None or spec.type not in ("rgb", "rgba"):
+                raise InvalidArray(f"color_by={color_by!r} must name an rgb or rgba property")
+            if shader is not None:
+                raise ValueError("give color_by or shader, not both")
+            shader = colour_shader(color_by)
+        layer_name = name or self._free_name(chosen)
+        entry = local_layer_json(
+            layer_name, table, voxel_size=voxel_size, dimensions=dimensions, color=color, shader=shader,
+            linked_segmentation=linked_segmentation, filter_by_segmentation=filter_by_segmentation,
         )
 
         def put(state: dict[str, Any]) -> None:
@@ -338,8 +398,10 @@ class Viewer:
                 self._dataset_boxes[token] = precomputed_box(info)
             source, kind = f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
             scheme = "precomputed"
+            if info.get("@type") == "neuroglancer_annotations_v1":
+                kind = "annotation"  # typed up front, so a shader set in the state is kept
         entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or scheme)}
-        if kind in ("image", "segmentation"):
+        if kind in ("image", "segmentation", "annotation"):
             entry["type"] = kind
 
         def put(state: dict[str, Any]) -> None:
