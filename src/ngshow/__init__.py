@@ -22,6 +22,7 @@ from .errors import (
 from .layers import Layer
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
+from .readers import Opened, open_file as open
 from .runtime import set_public_url, set_server_bind_address, set_static_content_source
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
@@ -40,12 +41,14 @@ __all__ = [
     "MeshService",
     "NgshowError",
     "NotFound",
+    "Opened",
     "ScreenshotUnavailable",
     "Viewer",
     "ViewerClosed",
     "ViewerState",
     "mesh",
     "mesh_all",
+    "open",
     "screenshot",
     "set_public_url",
     "set_server_bind_address",
