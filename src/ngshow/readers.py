@@ -104,7 +104,7 @@ class Opened:
         spatial = list(reversed(space.spatial_indices))
         if space.assumed or len(spatial) not in (2, 3):
             return None
-        sizes = [space.axes[i].base_scale * 1e9 for i in spatial]
+        sizes = [float(f"{space.axes[i].base_scale * 1e9:.12g}") for i in spatial]
         x, y, z = sizes if len(sizes) == 3 else sizes + [sizes[0]]
         return (x, y, z)
 
