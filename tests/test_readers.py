@@ -123,6 +123,42 @@ def test_ome_zarr_over_http_and_named_levels(ome_dir: Path) -> None:
         server.server_close()
 
 
+def test_one_level_by_path_is_placed_like_the_image(ome_dir: Path) -> None:
+    for writer, level, scale in (("ome-zarr-py 0.4", "s1", [2.0, 1.0, 1.0]), ("ngff-zarr 0.5", "scale2/image", [8.0, 2.0, 2.0])):
+        opened = ngshow.open(f"{ome_path(ome_dir, writer)}/{level}")
+        assert len(opened.levels) == 1 and [a.scale for a in opened.space.axes[1:]] == scale
+        # OME-Zarr places voxel centres; ngshow lines the level's corner up with level 0's.
+        assert [a.translate for a in opened.space.axes] == [0.0, 0.0, 0.0, 0.0]
+    cells = ngshow.open(ome_path(ome_dir, "ome-zarr-py 0.5") + "/labels/cells/s1")
+    assert cells.kind == "segmentation" and cells.shape == (16, 32, 32)
+
+
+def test_ome_zarr_on_s3(ome_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real S3 endpoint (moto in server mode on 127.0.0.1) read through fsspec."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(key, value)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="lab")
+        local = Path(ome_path(ome_dir, "ngff-zarr 0.4"))
+        for file in local.rglob("*"):
+            if file.is_file():
+                s3.upload_file(str(file), "lab", f"img.ome.zarr/{file.relative_to(local).as_posix()}")
+        opened = ngshow.open("s3://lab/img.ome.zarr", storage_options={"endpoint_url": endpoint})
+        assert len(opened.levels) == 3 and opened.space.axes[3].unit == "micrometer"
+        np.testing.assert_array_equal(np.asarray(opened.levels[0][:, 5]), ome_files.image()[:, 5])
+        assert [c.name for c in opened.labels] == ["cells"] and opened.labels[0].levels[0][6, 50, 10] == 7
+    finally:
+        server.stop()
+
+
 def test_plates_are_refused_and_missing_arrays_listed(tmp_path: Path, ome_dir: Path) -> None:
     plate = zarr.open_group(str(tmp_path / "plate.ome.zarr"), mode="w", zarr_format=3)
     plate.attrs["ome"] = {"version": "0.5", "plate": {"wells": [{"path": "A/1", "rowIndex": 0, "columnIndex": 0}]}}

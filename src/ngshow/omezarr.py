@@ -127,8 +127,8 @@ def _fits(level: Any, base: Any, scale0: list[float], t0: list[float], scale: li
     return None
 
 
-def read_image(group: Any, name: str) -> OmeImage:
-    """The multiscale image of a zarr group.
+def read_image(group: Any, name: str, level: str | None = None) -> OmeImage:
+    """The multiscale image of a zarr group (only its dataset ``level`` if given, e.g. ``"s1"``).
 
     Raises
     ------
@@ -159,6 +159,12 @@ def read_image(group: Any, name: str) -> OmeImage:
     if not datasets:
         raise InvalidArray(f"{name}: its multiscales list no datasets")
     paths = [str(d["path"]) for d in datasets]
+    finest = datasets[0]
+    if level is not None:  # one level on its own, placed where the metadata puts it
+        if level not in paths:
+            raise InvalidArray(f"{name} has no level {level!r}; its levels are {', '.join(paths)}")
+        datasets = [datasets[paths.index(level)]]
+        paths = [level]
     try:
         base = group[paths[0]]
     except KeyError:
@@ -173,21 +179,26 @@ def read_image(group: Any, name: str) -> OmeImage:
                 [t * o + u for t, o, u in zip(translate, outer_scale, outer_translate)])
 
     scale0, translate0 = placed(datasets[0])
+    if level is not None:
+        # OME-Zarr places voxel centres, ngshow voxel corners as level 0's: move a coarser level
+        # by half its extra size, so it lines up with the finest level shown by itself.
+        fine = placed(finest)[0]
+        translate0 = [t - (s - f) / 2 if k == "space" else t for t, s, f, k in zip(translate0, scale0, fine, kinds)]
     levels = [base]
     level_paths = [paths[0]]
     for dataset, path in zip(datasets[1:], paths[1:]):
         try:
-            level = group[path]
+            coarse = group[path]
         except KeyError:
             logger.warning("%s: level %r is missing; coarser levels are computed on the fly", name, path)
             break
         scale, translate = placed(dataset)
-        why = None if len(level.shape) == rank else "its rank differs"
-        why = why or _fits(level, base, scale0, translate0, scale, translate, kinds)
+        why = None if len(coarse.shape) == rank else "its rank differs"
+        why = why or _fits(coarse, base, scale0, translate0, scale, translate, kinds)
         if why is not None:
             logger.warning("%s: not using level %r (%s); coarser levels are computed on the fly", name, path, why)
             break
-        levels.append(level)
+        levels.append(coarse)
         level_paths.append(path)
 
     hints: dict[str, Any] = {"axes": names, "kinds": kinds}

@@ -347,12 +347,13 @@ def _stem(location: str) -> str:
     return name
 
 
-def _open_zarr(location: str, inner: str | None) -> Opened:
+def _open_zarr(location: str, inner: str | None, storage_options: dict[str, Any] | None = None) -> Opened:
     zarr = _need("zarr", "zarr")
     from .omezarr import child, is_ome_image
 
     try:
-        root = zarr.open(location, mode="r")
+        options = {"storage_options": storage_options} if storage_options and "://" in location else {}
+        root = zarr.open(location, mode="r", **options)
     except Exception as e:
         raise UnreadableFile(f"{location}: not a zarr array or group ({type(e).__name__}: {e})") from None
     node, name = root, _stem(location)
@@ -369,6 +370,17 @@ def _open_zarr(location: str, inner: str | None) -> Opened:
         name = inner.rsplit("/", 1)[-1]
     source = f"{location}/{inner}" if inner else location
     if hasattr(node, "shape"):
+        parts = inner.split("/") if inner else []
+        for cut in range(len(parts) - 1, -1, -1):  # a level of an OME-Zarr image: placed by its metadata
+            image = root
+            for part in parts[:cut]:
+                image = child(image, part)
+            if is_ome_image(image):
+                from .omezarr import read_image
+
+                found = read_image(image, source.rsplit("/", len(parts) - cut)[0], level="/".join(parts[cut:]))
+                return Opened(found.levels, name, found.hints, kind="segmentation" if found.is_label else None,
+                              shader=found.shader, source=source)
         return Opened([node], name, _zarr_hints(node), source=source)
     if is_ome_image(node):
         return _opened_ome(node, name, source)
@@ -449,7 +461,7 @@ def _is_zarr_folder(path: Path) -> bool:
     return any((path / n).is_file() for n in ("zarr.json", ".zgroup", ".zarray"))
 
 
-def open_file(spec: str) -> Opened:
+def open_file(spec: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> Opened:
     """Open an array file (or an array inside one) for lazy reading: ``ngshow.open``.
 
     ``spec`` is a path or URL: ``img.ome.zarr``, ``s3://bucket/img.ome.zarr``, ``data.h5/raw``
@@ -458,6 +470,8 @@ def open_file(spec: str) -> Opened:
 
     >>> viewer.add(ngshow.open("img.ome.zarr"))   # every level, µm scales, channel colours, labels
 
+    ``storage_options`` go to fsspec for URLs (``{"anon": True}``, ``{"endpoint_url": ...}``).
+
     Raises
     ------
     UnreadableFile
@@ -465,20 +479,20 @@ def open_file(spec: str) -> Opened:
     """
     spec = os.fspath(spec)
     try:
-        return _open(spec)
+        return _open(spec, storage_options)
     except (UnreadableFile, InvalidArray):
         raise
     except Exception as e:  # a broken file: say which and why, in one line
         raise UnreadableFile(f"{spec}: cannot read it ({type(e).__name__}: {e})") from e
 
 
-def _open(spec: str) -> Opened:
+def _open(spec: str, storage_options: dict[str, Any] | None = None) -> Opened:
     if spec.startswith("precomputed://"):
         return _open_precomputed(spec[len("precomputed://"):])
     if "://" in spec and not spec.startswith("file://"):
         location, inner_path = split_container(spec)
         if location.lower().endswith(".zarr") or location == spec:
-            return _open_zarr(location, inner_path)
+            return _open_zarr(location, inner_path, storage_options)
         raise UnreadableFile(f"{spec}: ngshow reads zarr and OME-Zarr from URLs (s3://, gs://, https://); copy other files locally")
     spec = spec.removeprefix("file://")
     if Path(spec, "info").is_file():
