@@ -159,6 +159,26 @@ def test_ome_zarr_on_s3(ome_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         server.stop()
 
 
+def test_time_series_ome_zarr_keeps_every_time_point_at_every_level(tmp_path: Path, viewer: ngshow.Viewer) -> None:
+    import warnings
+
+    data = np.zeros((3, 1, 8, 32, 32), np.uint16)
+    data[:, 0, 2] = np.arange(3)[:, None, None] + 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ome-zarr-py's own deprecation warnings
+        from ome_zarr.writer import write_image
+
+        write_image(data, zarr.open_group(str(tmp_path / "t.ome.zarr"), mode="w"), axes="tczyx", scale_factors=(2, 4),
+                    scale={"t": 30.0, "z": 1.0, "y": 0.25, "x": 0.25},
+                    axes_units={"t": "second", "z": "micrometer", "y": "micrometer", "x": "micrometer"})
+    opened = ngshow.open(str(tmp_path / "t.ome.zarr"))
+    assert [lv.shape for lv in opened.levels] == [(3, 1, 8, 32, 32), (3, 1, 8, 16, 16), (3, 1, 8, 8, 8)]
+    layer = viewer.add(opened)
+    assert layer.info()["coordinateSpace"]["t"] == [30.0, "s"] and layer.source.levels[2][1] == (1, 1, 1, 4, 4)
+    chunk = layer.source.cut_chunk((1, 1, 1, 4, 4), (2, 0, 2, 0, 0), (3, 1, 3, 8, 8))
+    assert chunk.shape == (1, 1, 1, 8, 8) and int(chunk.max()) == 102
+
+
 def test_plates_are_refused_and_missing_arrays_listed(tmp_path: Path, ome_dir: Path) -> None:
     plate = zarr.open_group(str(tmp_path / "plate.ome.zarr"), mode="w", zarr_format=3)
     plate.attrs["ome"] = {"version": "0.5", "plate": {"wells": [{"path": "A/1", "rowIndex": 0, "columnIndex": 0}]}}
@@ -229,6 +249,23 @@ def test_imagej_hyperstack_keeps_axes_and_sizes(tmp_path: Path, viewer: ngshow.V
                                   data[0, 1:3].transpose(1, 0, 2, 3))
     with pytest.raises(ngshow.InvalidArray, match="axis 't' has 3 entries"):
         open_input(str(tmp_path / "hyper.tif"))
+
+
+def test_ome_tiff_and_plain_multipage_tiff(tmp_path: Path) -> None:
+    data = (np.arange(4 * 2 * 16 * 20) % 251).astype(np.uint16).reshape(4, 2, 16, 20)
+    tifffile.imwrite(tmp_path / "img.ome.tif", data, compression="zlib", metadata={
+        "axes": "ZCYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2, "PhysicalSizeZ": 1.0, "Channel": {"Name": ["a", "b"]},
+    })
+    opened = ngshow.open(str(tmp_path / "img.ome.tif"))
+    try:
+        assert opened.space.names == ("z", "c", "y", "x") and opened.space.axes[1].labels == ("a", "b")
+        assert [a.base_scale for a in opened.space.axes] == pytest.approx([1e-6, 1.0, 0.2e-6, 0.2e-6])
+        np.testing.assert_array_equal(opened.levels[0][1:3, 1, 2:9], data[1:3, 1, 2:9])  # compressed: read by page
+    finally:
+        opened.close()
+    tifffile.imwrite(tmp_path / "pages.tif", data[:, 0], photometric="minisblack")  # no metadata: pages are z, sizes unknown
+    opened = ngshow.open(str(tmp_path / "pages.tif"))
+    assert opened.space.names == ("z", "y", "x") and opened.space.assumed and opened.voxel_size is None
 
 
 # -- one syntax everywhere ----------------------------------------------------------------------------
