@@ -3,7 +3,7 @@
 Every image is ``(c, z, y, x) = (2, 16, 64, 64)`` uint8 at z 2 µm, y and x 0.5 µm, three levels:
 channel 0 is bright where x < 32, channel 1 where y < 32, so each quadrant has its own colour; the
 omero metadata makes channel 0 red and channel 1 green, window 0-200.  ome-zarr-py also writes a label
-image ``cells`` (label 7 in a box); for ngff-zarr the label image is written by ngff-zarr too, as
+image ``cells`` (label 7 in a box, coloured magenta); for ngff-zarr the label image is written by ngff-zarr too, as
 its own multiscale image under ``labels/cells``, and the two small ``labels`` attributes are added.
 """
 
@@ -63,7 +63,7 @@ def _ome_zarr_py(path: Path, version: str) -> None:
     write_image(image(), root, axes="czyx", scale_factors=(2, 4), fmt=fmt, scale=dict(SCALE),
                 axes_units=dict(UNITS), omero=OMERO)
     write_labels(labels(), root, name="cells", axes="zyx", scale_factors=(2, 4), fmt=fmt, scale=dict(SCALE),
-                 axes_units=dict(UNITS))
+                 axes_units=dict(UNITS), label_metadata={"colors": [{"label-value": 7, "rgba": [255, 0, 255, 255]}]})
 
 
 def _ngff_zarr(path: Path, version: str) -> None:

@@ -78,6 +78,8 @@ def test_ome_zarr_levels_scales_channels_and_labels(ome_dir: Path, writer: str, 
     assert seg.kind == "segmentation" and seg.info()["coordinateSpace"]["z"] == [2e-06, "m"]
     entry = viewer.state.layers[layer.name]
     assert entry["shader"] == opened.shader
+    if writer.startswith("ome-zarr-py"):  # it writes image-label colours
+        assert viewer.state.layers[f"{layer.name}/cells"]["segmentColors"] == {"7": "#ff00ff"}
 
 
 def test_a_coarse_chunk_reads_its_own_level(ome_dir: Path, viewer: ngshow.Viewer, monkeypatch: pytest.MonkeyPatch) -> None:

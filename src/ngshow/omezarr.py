@@ -54,6 +54,7 @@ class OmeImage:
     is_label: bool = False
     shader: str | None = None
     level_paths: list[str] = field(default_factory=list)
+    segment_colors: dict[int, str] = field(default_factory=dict)
 
 
 def _transforms(items: Any, rank: int, where: str) -> tuple[list[float], list[float]]:
@@ -219,7 +220,23 @@ def read_image(group: Any, name: str, level: str | None = None) -> OmeImage:
             if all(labels) and len(set(labels)) == len(labels):
                 hints["channel_labels"] = labels
             shader = omero_shader(channels)
-    return OmeImage(levels, hints, name, version, "image-label" in attrs, shader, level_paths)
+    return OmeImage(levels, hints, name, version, "image-label" in attrs, shader, level_paths,
+                    label_colours(attrs.get("image-label")))
+
+
+def label_colours(image_label: Any) -> dict[int, str]:
+    """``{label value: "#rrggbb"}`` from an ``image-label``'s ``colors`` (entries it cannot read are skipped)."""
+    colours: dict[int, str] = {}
+    if not isinstance(image_label, dict):
+        return colours
+    for entry in image_label.get("colors") or []:
+        try:
+            value = int(entry["label-value"])
+            r, g, b = (min(255, max(0, int(round(float(c))))) for c in list(entry["rgba"])[:3])
+        except (KeyError, TypeError, ValueError):
+            continue
+        colours[value] = f"#{r:02x}{g:02x}{b:02x}"
+    return colours
 
 
 def child(group: Any, name: str) -> Any:

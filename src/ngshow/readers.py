@@ -82,6 +82,7 @@ class Opened:
     labels: list[Opened] = field(default_factory=list)
     keep_open: Any = None  # a file handle that must outlive the arrays
     source: str = ""
+    segment_colors: dict[int, str] = field(default_factory=dict)  # label value -> "#rrggbb"
 
     @property
     def data(self) -> Any:
@@ -150,8 +151,11 @@ class Opened:
             self.data, name=layer_name, kind=kind or self.kind, space=chosen,
             shader=shader or (own_shader if (kind or self.kind or "image") == "image" else None), **keywords,
         )
+        _colour_segments(viewer, layer_name, self.segment_colors)
         for label in self.labels:
-            viewer.add(label.data, name=f"{layer_name}/{label.name}", kind="segmentation", space=label.space)
+            label_name = f"{layer_name}/{label.name}"
+            viewer.add(label.data, name=label_name, kind="segmentation", space=label.space)
+            _colour_segments(viewer, label_name, label.segment_colors)
         return layer
 
     def volume(self, *, channels: bool = True) -> tuple[Any, CoordinateSpace]:
@@ -194,6 +198,16 @@ class Opened:
         if self.keep_open is not None:
             self.keep_open.close()
             self.keep_open = None
+
+
+def _colour_segments(viewer: Viewer, layer: str, colours: dict[int, str]) -> None:
+    """Give a segmentation layer the segment colours its file names (``segmentColors``)."""
+    if not colours:
+        return
+    with viewer.txn() as state:
+        for entry in state.json.get("layers", []):
+            if entry.get("name") == layer and entry.get("type") == "segmentation":
+                entry["segmentColors"] = {str(k): v for k, v in colours.items()}
 
 
 @dataclass(frozen=True)
@@ -333,10 +347,11 @@ def _opened_ome(group: Any, name: str, source: str) -> Opened:
             except (KeyError, InvalidArray) as e:
                 logger.warning("%s: skipping label image %r (%s)", name, label, e)
                 continue
-            labels.append(Opened(found.levels, label, found.hints, kind="segmentation", source=f"{source}/labels/{label}"))
+            labels.append(Opened(found.levels, label, found.hints, kind="segmentation", source=f"{source}/labels/{label}",
+                                 segment_colors=found.segment_colors))
     logger.info("%s: OME-Zarr %s, levels %s", name, image.version or "?", ", ".join(image.level_paths))
     return Opened(image.levels, name, image.hints, kind="segmentation" if image.is_label else None,
-                  shader=image.shader, labels=labels, source=source)
+                  shader=image.shader, labels=labels, source=source, segment_colors=image.segment_colors)
 
 
 def _stem(location: str) -> str:
