@@ -6,12 +6,10 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,8 @@ from ngshow.readers import UnreadableFile, group_plane_arguments, open_file
 
 from . import ome_files
 from .conftest import request
+from .test_cli import read_until_url, run_cli
 from .test_http import chunk_url, decode
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ngshow", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -309,16 +304,6 @@ def test_an_array_inside_a_file_is_named_the_same_everywhere(containers: tuple[P
             assert result.returncode != 0 and says in result.stderr and "Traceback" not in result.stderr, (command, result.stderr)
 
 
-def read_until_url(proc: subprocess.Popen[str]) -> list[str]:
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if re.match(r"http://127\.0\.0\.1:\d+/v/[0-9a-f]{40}/$", line.strip()):
-            break
-    return lines
-
-
 def test_cli_shows_ome_zarr_planes_and_inner_arrays(containers: tuple[Path, np.ndarray[Any, Any]], ome_dir: Path) -> None:
     root, _ = containers
     write_planes(root / "stack")
@@ -352,10 +337,3 @@ def test_metadata_from_hdf5_attributes_and_zarr_dimension_names(tmp_path: Path) 
     space = open_file(str(tmp_path / "named.zarr")).space
     assert space.names == ("t", "y", "x") and space.kinds == ("time", "space", "space")
     assert json.loads((tmp_path / "named.zarr" / "zarr.json").read_text())["dimension_names"] == ["t", "y", "x"]
-
-
-@pytest.fixture
-def viewer() -> Iterator[ngshow.Viewer]:
-    v = ngshow.Viewer()
-    yield v
-    ngshow.stop()
