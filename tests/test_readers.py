@@ -6,9 +6,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from ngshow.readers import UnreadableFile, group_plane_arguments, open_file
 
 from . import ome_files
 from .conftest import request
-from .test_cli import read_until_url, run_cli
+from .test_cli import run_cli, served
 from .test_http import chunk_url, decode
 
 
@@ -308,18 +305,10 @@ def test_cli_shows_ome_zarr_planes_and_inner_arrays(containers: tuple[Path, np.n
     root, _ = containers
     write_planes(root / "stack")
     planes = sorted(str(p) for p in (root / "stack").glob("*.tif"))
-    command = [sys.executable, "-m", "ngshow", ome_path(ome_dir, "ngff-zarr 0.5"), *planes,
-               "--segmentation", f"{root}/file.h5/a/b", "--image", f"{root}/file.zarr/g/a", "--no-browser"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        text = "".join(read_until_url(proc))
-        assert request(text.strip().splitlines()[-1]).status == 200
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    with served(ome_path(ome_dir, "ngff-zarr 0.5"), *planes, "--segmentation", f"{root}/file.h5/a/b",
+                "--image", f"{root}/file.zarr/g/a") as lines:
+        text = "".join(lines)
+        assert request(lines[-1].strip()).status == 200
     assert "ngff-zarr_0.5: image" in text and "3 levels" in text and "z 2 micrometer" in text
     assert "ngff-zarr_0.5/cells: segmentation" in text
     assert "stack: image" in text and "shape (12, 20, 24)" in text and "1 nm assumed" in text

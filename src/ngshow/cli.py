@@ -12,7 +12,7 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import NgshowError
+from .errors import InvalidArray, NgshowError
 from .readers import SUFFIXES, Opened, group_plane_arguments, open_file, open_planes
 
 __all__ = ["main", "build_parser"]
@@ -26,6 +26,21 @@ def _voxel_size(text: str) -> tuple[float, float, float]:
     if min(x, y, z) <= 0:
         raise argparse.ArgumentTypeError("voxel sizes must be > 0")
     return (x, y, z)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _units(text: str) -> str | list[str]:
+    return text.split(",") if "," in text else text
+
+
+def _axes(text: str) -> str | list[str]:
+    return text.split(",") if "," in text else text
 
 
 def _is_precomputed(spec: str) -> bool:
@@ -46,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
     parser.add_argument("--image", action="append", default=[], metavar="FILE", help="show FILE as an image")
     parser.add_argument("--voxel-size", type=_voxel_size, metavar="X,Y,Z", help="voxel size in nm (default: from the file, else 1,1,1)")
+    parser.add_argument("--axes", metavar="NAMES", help="axis names in the array's order, e.g. tczyx or t,c,z,y,x (t: time, c: channel)")
+    parser.add_argument("--scale", type=_floats, metavar="S,...", help="voxel size per axis, in the array's order and each axis's unit")
+    parser.add_argument("--translate", type=_floats, metavar="T,...", help="position of index 0 per axis, in the array's order")
+    parser.add_argument("--units", type=_units, metavar="UNIT[,...]", help="one unit for all spatial axes (um) or one per axis (s,,um,um,um)")
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
@@ -146,12 +165,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         viewer = ngshow.Viewer()
         for spec in datasets:
             viewer.add_precomputed(spec)
+        if args.voxel_size and args.scale:
+            raise InvalidArray("give --scale (every axis, array order) or --voxel-size (x,y,z in nm), not both")
+        space_args = {
+            "axes": _axes(args.axes) if args.axes else None,
+            "scale": args.scale,
+            "translate": args.translate,
+            "units": args.units,
+        }
         for item, kind in opened:
             viewer.add(
                 item,
                 name=item.name if item.name not in viewer.layers else None,
                 kind=kind,  # type: ignore[arg-type]
-                voxel_size=args.voxel_size,
+                voxel_size=None if args.scale else args.voxel_size,  # else the file's, else 1 nm
+                **space_args,
             )
     except (NgshowError, OSError) as e:
         print(f"ngshow: error: {e}", file=sys.stderr)
@@ -174,12 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{spec}: precomputed dataset")
         for name, layer in viewer.layers.items():
             guessed = " (guessed)" if layer.kind_guessed else ""
-            space = layer.source.space
-            levels = len(layer.source.levels)
-            pyramid = f", {levels} levels" if levels > 1 else ""
-            assumed = " (no voxel size in the file: 1 nm assumed; pass --voxel-size)" if space.assumed else ""
-            print(f"{name}: {layer.kind}{guessed}, shape {layer.source.shape}, {layer.source.dtype}{pyramid}; "
-                  f"{space.describe()}{assumed}")
+            source = layer.source
+            pyramid = f", {len(source.levels)} levels" if len(source.levels) > 1 else ""
+            assumed = " (no voxel size in the file: 1 nm assumed; pass --voxel-size or --scale)" if source.space.assumed else ""
+            print(f"{name}: {layer.kind}{guessed}, shape {source.shape}, {source.dtype}{pyramid}; "
+                  f"axes {source.space.describe()}{assumed}")
         print(viewer.url, flush=True)
         if not args.no_browser:
             webbrowser.open(viewer.url)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import AxesGuessWarning, InvalidArray
 
-__all__ = ["Axis", "AxisKind", "CoordinateSpace", "parse_unit", "default_axes", "kind_of", "xyz", "MAX_RANK"]
+__all__ = ["Axis", "AxisKind", "CoordinateSpace", "parse_unit", "default_axes", "kind_of", "to_base", "xyz", "MAX_RANK"]
 
 AxisKind = Literal["space", "time", "channel"]
 
@@ -74,6 +74,15 @@ def parse_unit(unit: str) -> tuple[float, str]:
     )
 
 
+def to_base(value: float, factor: float) -> float:
+    """``value * factor``, divided by the inverse for small factors so 6 nm is exactly 6e-09 m."""
+    if 0 < factor < 1:
+        inverse = round(1 / factor)
+        if abs(inverse * factor - 1) < 1e-12:
+            return value / inverse
+    return value * factor
+
+
 def kind_of(name: str) -> AxisKind:
     """The kind an axis name implies: ``t``/``time`` → time, ``c``/``channel`` → channel, else space."""
     lower = name.lower()
@@ -101,7 +110,7 @@ class Axis:
     @property
     def base_scale(self) -> float:
         """``scale`` in the SI base unit (metres, seconds, hertz)."""
-        return self.scale * parse_unit(self.unit)[0]
+        return to_base(self.scale, parse_unit(self.unit)[0])
 
     @property
     def base_unit(self) -> str:
@@ -384,13 +393,14 @@ class CoordinateSpace:
         return [self.axes[i].voxel_offset for i in reversed(range(self.rank))]
 
     def output_order(self) -> list[int]:
-        """Array indices in the order the client's global dimensions should take: x, y, z first
-        (whatever the array's order), other spatial axes, time, then channels."""
+        """Array indices in the order the client's dimensions should take: x, y, z first (whatever
+        the array's order), then the other axes in reverse array order.  Channel axes keep their
+        place (the client maps layer-local dimensions only to themselves)."""
         reverse = list(reversed(range(self.rank)))
-        first = [i for name in _CANONICAL for i in reverse if self.axes[i].name.lower() == name and self.axes[i].kind == "space"]
-        rest = [i for i in reverse if i not in first]
-        order = {"space": 0, "time": 1, "channel": 2}
-        return first + sorted(rest, key=lambda i: order[self.axes[i].kind])
+        global_axes = [i for i in reverse if self.axes[i].kind != "channel"]
+        first = [i for name in _CANONICAL for i in global_axes if self.axes[i].name.lower() == name and self.axes[i].kind == "space"]
+        ordered = iter(first + [i for i in global_axes if i not in first])
+        return [i if self.axes[i].kind == "channel" else next(ordered) for i in reverse]
 
     def source_transform(self) -> dict[str, Any] | None:
         """The layer source's ``transform`` JSON, or None when the identity does.

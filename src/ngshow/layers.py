@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,7 +12,7 @@ import numpy as np
 from . import encodings
 from .errors import InvalidArray, ViewerClosed
 from .lru import ByteLRU
-from .coords import CoordinateSpace
+from .coords import CoordinateSpace, parse_unit, to_base
 from .sources import ArraySource, Kind, read_box, require_array_like
 from .tokens import new_token
 
@@ -238,6 +238,51 @@ class Layer:
         if self.shader_controls:
             entry["shaderControls"] = self.shader_controls
         return entry
+
+    @property
+    def space(self) -> CoordinateSpace:
+        """The layer's coordinate space, in the array's own axis order."""
+        return self._space
+
+    def global_dimensions(self) -> dict[str, list[Any]]:
+        """The client's global dimensions this layer brings: ``{name: [scale, base unit]}``, x, y, z first."""
+        space = self.source.space
+        return {
+            space.axes[i].name: [space.axes[i].base_scale, space.axes[i].base_unit]
+            for i in space.output_order()
+            if space.axes[i].kind != "channel"
+        }
+
+    def index_at(self, position: Sequence[float], dimensions: Mapping[str, Sequence[Any]]) -> np.ndarray[Any, Any]:
+        """The array index (float, the array's axis order) at a global ``position``.
+
+        ``position`` and ``dimensions`` are the viewer state's (``state.position``, ``state.json
+        ["dimensions"]``); axes the global space lacks (channels) get index 0.
+        """
+        names = list(dimensions)
+        physical = []
+        for axis in self._space.axes:
+            if axis.kind == "channel" or axis.name not in dimensions:
+                physical.append(axis.translate)
+                continue
+            d = names.index(axis.name)
+            base = float(position[d]) * float(dimensions[axis.name][0])
+            physical.append(base / to_base(1.0, parse_unit(axis.unit)[0]))
+        return self._space.index(physical)
+
+    def position_of(
+        self, index: Sequence[float], dimensions: Mapping[str, Sequence[Any]], current: Sequence[float] | None = None
+    ) -> list[float]:
+        """The global position of an array index (the inverse of :meth:`index_at`); global axes this
+        layer lacks keep their value in ``current``."""
+        names = list(dimensions)
+        out = [float(v) for v in current] if current is not None and len(current) == len(names) else [0.0] * len(names)
+        physical = self._space.physical(index)
+        for axis, value in zip(self._space.axes, physical):
+            if axis.kind != "channel" and axis.name in dimensions:
+                base = to_base(float(value), parse_unit(axis.unit)[0])
+                out[names.index(axis.name)] = base / float(dimensions[axis.name][0])
+        return out
 
     def encoded_chunk(
         self, encoding: str, factors: list[int], start: list[int], end: list[int]

@@ -231,6 +231,32 @@ class Viewer:
         self._layer_changed(layer)
         return layer
 
+    def dimensions(self) -> dict[str, list[Any]]:
+        """The global dimensions ``{name: [scale, unit]}`` positions are given in: the browser's once a
+        tab has opened, else what the client will derive from the layers (first layer's scale wins)."""
+        state = self.state.json
+        if state.get("dimensions"):
+            return dict(state["dimensions"])
+        dims: dict[str, list[Any]] = {}
+        for entry in state.get("layers", []):
+            layer = self._layers.get(entry.get("name", ""))
+            if layer is not None:
+                for name, value in layer.global_dimensions().items():
+                    dims.setdefault(name, value)
+        return dims
+
+    def set_position(self, index: Sequence[float], *, layer: str) -> None:
+        """Move the view to an index of ``layer``'s array (its own axis order, its units and transform).
+
+        >>> viewer.set_position((5, 0, 30, 128, 128), layer="movie")   # t=5 of a (t, c, z, y, x) array
+        """
+        target = self._layers.get(layer)
+        if target is None:
+            raise NotFound(f"no array layer named {layer!r}; layers: {sorted(self._layers)}")
+        dimensions = self.dimensions()
+        with self.txn() as s:
+            s.position = target.position_of(index, dimensions, s.position)
+
     def _layer_changed(self, layer: Layer) -> None:
         """Put the layer's entry (source URL, shader) into the state and push its generation."""
 
