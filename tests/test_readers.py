@@ -60,6 +60,10 @@ def test_ome_zarr_levels_scales_channels_and_labels(ome_dir: Path, writer: str, 
 
     layer = viewer.add(opened)
     assert set(viewer.layers) == {layer.name, f"{layer.name}/cells"}
+    again = viewer.add(ngshow.open(ome_path(ome_dir, writer)))  # the same file twice: two layers
+    assert again.name != layer.name and f"{again.name}/cells" in viewer.layers
+    viewer.remove(again.name)
+    viewer.remove(f"{again.name}/cells")
     info = layer.info()
     assert info["coordinateSpace"] == {
         "x": [5e-07, "m"], "y": [5e-07, "m"], "z": [2e-06, "m"],

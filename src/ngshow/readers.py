@@ -138,7 +138,8 @@ class Opened:
     def add_to(self, viewer: Viewer, *, name: str | None = None, kind: Kind | None = None, shader: str | None = None,
                space: CoordinateSpace | None = None, **keywords: Any) -> Layer:
         """Add this array to ``viewer`` (and its label images, as segmentation layers named
-        ``NAME/LABEL``); returns the array's layer.  ``keywords`` go to :meth:`Viewer.add`;
+        ``NAME/LABEL``); returns the array's layer.  Without ``name`` it is the file's, or a free one
+        if a layer has it already.  ``keywords`` go to :meth:`Viewer.add`;
         axes/scale/translate/units/transform/voxel_size/offset replace what the file says."""
         placing = {k: keywords.pop(k, None) for k in ("axes", "scale", "translate", "units", "transform", "voxel_size", "offset")}
         overridden = any(v is not None for v in placing.values())
@@ -146,14 +147,13 @@ class Opened:
             raise InvalidArray("give space= or the axes/scale/translate/units/transform keywords, not both")
         chosen = space if space is not None else self.space_with(**placing)
         own_shader = self.shader if placing["axes"] is None and space is None else None
-        layer_name = name or self.name
         layer = viewer.add(
-            self.data, name=layer_name, kind=kind or self.kind, space=chosen,
-            shader=shader or (own_shader if (kind or self.kind or "image") == "image" else None), **keywords,
+            self.data, name=name or (self.name if self.name not in viewer.layers else None), kind=kind or self.kind,
+            space=chosen, shader=shader or (own_shader if (kind or self.kind or "image") == "image" else None), **keywords,
         )
-        _colour_segments(viewer, layer_name, self.segment_colors)
+        _colour_segments(viewer, layer.name, self.segment_colors)
         for label in self.labels:
-            label_name = f"{layer_name}/{label.name}"
+            label_name = f"{layer.name}/{label.name}"
             viewer.add(label.data, name=label_name, kind="segmentation", space=label.space)
             _colour_segments(viewer, label_name, label.segment_colors)
         return layer
