@@ -197,7 +197,7 @@ def write_planes(folder: Path, n: int = 12) -> None:
         tifffile.imwrite(folder / f"p{i}.tif", np.full((20, 24), i * 10, np.uint8))
 
 
-def test_tiff_planes_in_natural_order_for_viewer_and_convert(tmp_path: Path) -> None:
+def test_tiff_planes_in_natural_order_for_viewer_and_convert(tmp_path: Path, viewer: ngshow.Viewer) -> None:
     write_planes(tmp_path / "stack")
     expected = [i * 10 for i in range(12)]
     shell_order = sorted(str(p) for p in (tmp_path / "stack").glob("*.tif"))  # p0 p1 p10 p11 p2 ...
@@ -208,6 +208,9 @@ def test_tiff_planes_in_natural_order_for_viewer_and_convert(tmp_path: Path) -> 
                    ngshow.readers.open_planes(grouped)):
         assert opened.shape == (12, 20, 24)
         assert list(np.asarray(opened.levels[0][:, 5, 7])) == expected
+    layer = viewer.add(open_file(str(tmp_path / "stack")))  # as the browser gets it
+    chunk = decode(request(chunk_url(viewer, layer, (1, 1, 1), (0, 0, 0), (12, 20, 24))), "raw", np.dtype(np.uint8), (12, 20, 24))
+    assert list(chunk[:, 5, 7]) == expected
     result = run_cli("convert", str(tmp_path / "stack"), str(tmp_path / "out"), "--executor", "threads", "--no-progress")
     assert result.returncode == 0, result.stderr
     store = ts.open({"driver": "neuroglancer_precomputed", "kvstore": {"driver": "file", "path": str(tmp_path / "out")}}).result()
