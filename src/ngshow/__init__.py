@@ -25,6 +25,7 @@ from .errors import (
 from .layers import Layer
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
+from .readers import Opened, open_file as open
 from .runtime import (
     serve_forever,
     set_public_url,
@@ -52,6 +53,7 @@ __all__ = [
     "MeshService",
     "NgshowError",
     "NotFound",
+    "Opened",
     "ScreenshotUnavailable",
     "Viewer",
     "ValuesClippedWarning",
@@ -62,6 +64,7 @@ __all__ = [
     "mesh_all",
     "parse_url",
     "save_state",
+    "open",
     "screenshot",
     "serve_forever",
     "set_public_url",

@@ -26,6 +26,7 @@ from .encodings import Body
 from .errors import InvalidArray, LocalDataWarning, NotFound, ViewerClosed
 from .layers import Layer, guess_kind
 from .lru import ByteLRU
+from .readers import Opened
 from .sources import Kind, require_array_like
 from .state import (
     Box, SyncedDocument, ViewerState, annotation_box, fill_view_defaults, precomputed_box,
@@ -154,8 +155,9 @@ class Viewer:
         ----------
         data
             An array of any rank from 2 to 32: NumPy, memmap, h5py, zarr, dask, TensorStore or an
-            xarray DataArray (its dims, coordinates and units are used).  Only the chunks the
-            browser asks for are read.
+            xarray DataArray (its dims, coordinates and units are used); a list of arrays, finest
+            first, as a pyramid; or a file opened with :func:`ngshow.open` (its levels, space,
+            shader and label images).  Only the chunks the browser asks for are read.
         name
             Layer name; a layer of the same name is replaced.  Default: ``"image"``/``"segmentation"``.
         kind
@@ -196,11 +198,19 @@ class Viewer:
         self._check_open()
         if kind is not None and volume_type is not None and kind != volume_type:
             raise ValueError(f"kind={kind!r} and volume_type={volume_type!r} disagree")
-        array = as_array(data)
-        require_array_like(array)
+        if isinstance(data, Opened):  # ngshow.open(...): the file's levels, space, shader and labels
+            return data.add_to(
+                self, name=name, kind=kind or volume_type, shader=shader, space=space, axes=axes, scale=scale,
+                translate=translate, units=units, transform=transform, voxel_size=voxel_size, offset=offset,
+                encoding=encoding, jpeg_quality=jpeg_quality, max_downsampling=max_downsampling,
+            )
+        levels = [as_array(d) for d in data] if isinstance(data, (list, tuple)) else [as_array(data)]
+        for level in levels:
+            require_array_like(level)
+        array = levels[0]
         if space is None:
             given: dict[str, Any] = {"axes": axes, "scale": scale, "translate": translate, "units": units}
-            hints = {k: v for k, v in space_hints(data).items() if given.get(k) is None}
+            hints = {k: v for k, v in space_hints(data[0] if isinstance(data, (list, tuple)) else data).items() if given.get(k) is None}
             if axes is not None:  # the data's own names and kinds no longer apply
                 hints.pop("kinds", None)
                 hints.pop("channel_labels", None)
@@ -219,7 +229,7 @@ class Viewer:
         layer = Layer(
             self,
             name,
-            array,
+            levels if len(levels) > 1 else array,
             kind=chosen,
             kind_guessed=guessed,
             space=space,
