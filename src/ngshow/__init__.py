@@ -23,6 +23,7 @@ from .errors import (
     ViewerClosed,
 )
 from .layers import Layer
+from .live import Skeleton
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
 from .readers import Opened, open_file as open
@@ -55,6 +56,7 @@ __all__ = [
     "NotFound",
     "Opened",
     "ScreenshotUnavailable",
+    "Skeleton",
     "Viewer",
     "ValuesClippedWarning",
     "ViewerClosed",

@@ -705,15 +705,14 @@ def fill_view_defaults(state: JSON, boxes: Sequence[Box]) -> None:
     """
     if not boxes:
         return
-    if "dimensions" not in state:
-        merged: dict[str, list[Any]] = {}
-        for box in boxes:
-            for name, value in box.dimensions.items():
-                if not name.endswith(("^", "'")) and name not in merged:
-                    merged[name] = [float(value[0]), str(value[1])]
-        if not merged:
-            return
-        state["dimensions"] = merged
+    merged: dict[str, list[Any]] = {name: list(value) for name, value in (state.get("dimensions") or {}).items()}
+    for box in boxes:  # a layer added later may bring a new dimension (a time axis, say)
+        for name, value in box.dimensions.items():
+            if not name.endswith(("^", "'")) and name not in merged:
+                merged[name] = [float(value[0]), str(value[1])]
+    if not merged:
+        return
+    state["dimensions"] = merged
     dimensions: dict[str, Any] = state["dimensions"]
     names = list(dimensions)
     lower = [math.inf] * len(names)

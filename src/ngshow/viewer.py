@@ -24,13 +24,14 @@ from .annotations import GEOMETRY_ARGUMENTS, AnnotationKind, annotation_table, c
 from .coords import CoordinateSpace
 from .encodings import Body
 from .errors import InvalidArray, LocalDataWarning, NotFound, ViewerClosed
-from .layers import Layer, guess_kind
+from .layers import Layer, ServeAs, guess_kind
+from .live import SkeletonSource
 from .lru import ByteLRU
 from .readers import Opened
 from .sources import Kind, require_array_like
 from .state import (
     Box, SyncedDocument, ViewerState, annotation_box, fill_view_defaults, precomputed_box,
-    source_urls, volume_box,
+    source_urls,
 )
 from .tokens import find, new_token
 
@@ -148,6 +149,9 @@ class Viewer:
         jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
+        serve_as: ServeAs = "auto",
+        segment_properties: Any = None,
+        skeletons: SkeletonSource | None = None,
     ) -> Layer:
         """Show an array as a layer; returns its :class:`~ngshow.layers.Layer` handle.
 
@@ -188,6 +192,18 @@ class Viewer:
             A Neuroglancer shader (images); default grey, or RGB for 2-3 channels.
         max_downsampling
             Largest product of downsampling factors the browser may ask for.
+        serve_as
+            ``"precomputed"``: a live precomputed dataset (3-D ``zyx`` arrays; segmentations as
+            ``compressed_segmentation``, which the client draws fastest, with meshes, segment
+            properties and skeletons); ``"python"``: the client's ``python://`` source (any rank);
+            ``"auto"`` (default): precomputed for 3-D segmentations of unsigned labels, else python.
+        segment_properties
+            Segmentations: a pandas DataFrame indexed by segment id (or a mapping of columns with
+            ``ids``): ``label``, ``description``, number columns (the client filters and sorts by
+            them), string columns, and one column of tag lists.
+        skeletons
+            Segmentations: ``{id: Skeleton}`` or a callback ``id -> Skeleton | None``
+            (:class:`ngshow.Skeleton`: vertices in voxels ``(x, y, z)``, edges, vertex attributes).
 
         Raises
         ------
@@ -238,6 +254,10 @@ class Viewer:
             shader=shader,
             max_downsampling=max_downsampling,
             chunk_cache=self._chunk_cache,
+            serve_as=serve_as,
+            segment_properties=segment_properties,
+            skeletons=skeletons,
+            meshes=self._server.meshes,
         )
         if space.assumed and not self._said_assumed:
             self._said_assumed = True
@@ -488,13 +508,14 @@ class Viewer:
     def _fill_view_defaults(self, state: dict[str, Any]) -> None:
         """Give a state edited from Python the coordinate space, position and zooms that fit its layers,
         where it has none (see :func:`ngshow.state.fill_view_defaults`)."""
-        volumes = {f"python://volume/{layer.key}": layer for layer in list(self._layers.values())}
+        volumes = {layer.key: layer for layer in list(self._layers.values())}
         datasets = f"/data/{self.token}/"
         boxes: list[Box] = []
         for entry in state.get("layers", []):
             for url in source_urls(entry.get("source")):
-                if url in volumes:
-                    boxes.append(volume_box(volumes[url].info()))
+                key = _layer_key(url)
+                if key in volumes:
+                    boxes.append(volumes[key].view_box())
                 elif datasets in url and url.rsplit("/", 1)[-1] in self._dataset_boxes:
                     boxes.append(self._dataset_boxes[url.rsplit("/", 1)[-1]])
             if entry.get("type") == "annotation":
@@ -692,6 +713,12 @@ class Viewer:
         self._state_callbacks.clear()
         self.actions._callbacks.clear()
         self._wake()
+
+
+def _layer_key(url: str) -> str | None:
+    """The layer key in a ``python://volume/<key>`` or live ``.../precomputed/<key>/<generation>`` URL."""
+    match = re.search(r"(?:python://volume/|/precomputed/)([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", url)
+    return match.group(1) if match else None
 
 
 def show(data: Any, **kwargs: Any) -> Viewer:
