@@ -196,7 +196,7 @@ class Viewer:
             ``"precomputed"``: a live precomputed dataset (3-D ``zyx`` arrays; segmentations as
             ``compressed_segmentation``, which the client draws fastest, with meshes, segment
             properties and skeletons); ``"python"``: the client's ``python://`` source (any rank);
-            ``"auto"`` (default): precomputed for 3-D segmentations of unsigned labels, else python.
+            ``"auto"`` (default): precomputed for 3-D segmentations, else python.
         segment_properties
             Segmentations: a pandas DataFrame indexed by segment id (or a mapping of columns with
             ``ids``): ``label``, ``description``, number columns (the client filters and sorts by
