@@ -127,7 +127,8 @@ def run_neuroglancer(b: Any, image: np.ndarray[Any, Any], labels: np.ndarray[Any
     with viewer.txn() as s:
         s.dimensions = neuroglancer.CoordinateSpace(names=["x", "y", "z"], units="nm", scales=[1, 1, 1])
         s.layers["img"] = neuroglancer.ImageLayer(source=neuroglancer.LocalVolume(image, dimensions=dims))
-        s.layers["seg"] = neuroglancer.SegmentationLayer(source=neuroglancer.LocalVolume(labels, dimensions=dims, volume_type="segmentation"))
+        seg = neuroglancer.LocalVolume(labels, dimensions=dims, volume_type="segmentation")
+        s.layers["seg"] = neuroglancer.SegmentationLayer(source=seg)
         s.layout = "4panel"
         s.position = [n / 2, n / 2, n / 2]
         s.cross_section_scale = 1.0
@@ -138,16 +139,26 @@ def run_neuroglancer(b: Any, image: np.ndarray[Any, Any], labels: np.ndarray[Any
             s.position = position
 
     try:
-        return measure(b, viewer.get_viewer_url(), move, moves, "")
+        return measure(b, viewer.get_viewer_url(), move, moves, seg.token)
     finally:
         neuroglancer.stop()
 
 
-def run_ngshow(b: Any, add: Callable[[Any], None], moves: list[list[float]], n: int, seg_hint: str) -> dict[str, float]:
+def segmentation_hint(viewer: Any) -> str:
+    """What the client's chunk-source keys of layer ``seg`` contain: its python:// key or URL path."""
+    entry = next(e for e in viewer.state.json["layers"] if e["name"] == "seg")
+    url = entry["source"]["url"] if isinstance(entry["source"], dict) else entry["source"]
+    if url.startswith("python://volume/"):
+        return str(url.removeprefix("python://volume/"))
+    return "/" + url.split("://")[-1].split("/", 1)[1]
+
+
+def run_ngshow(b: Any, add: Callable[[Any], Any], moves: list[list[float]], n: int) -> dict[str, float]:
     import ngshow
 
     viewer = ngshow.Viewer()
     add(viewer)
+    seg_hint = segmentation_hint(viewer)
     with viewer.txn() as s:
         s.json.update(view_json(n))
         s.json["dimensions"] = {"x": [1e-9, "m"], "y": [1e-9, "m"], "z": [1e-9, "m"]}
@@ -190,10 +201,10 @@ def main() -> None:
         floor = write_floor(image, labels, Path(tmp))
         variants: dict[str, Callable[[Any], dict[str, float]]] = {
             "neuroglancer": lambda b: run_neuroglancer(b, image, labels, moves),
-            "ngshow-python": lambda b: run_ngshow(b, lambda v: (v.add(image, name="img", serve_as="python"), v.add(labels, name="seg", serve_as="python")), moves, n, "seg"),
-            "ngshow-live": lambda b: run_ngshow(b, lambda v: (v.add(image, name="img"), v.add(labels, name="seg")), moves, n, "precomputed"),
-            "floor-raw": lambda b: run_ngshow(b, lambda v: (v.add_precomputed(str(floor["image"]), name="img"), v.add_precomputed(str(floor["seg-raw"]), name="seg")), moves, n, "/data/"),
-            "floor-cseg": lambda b: run_ngshow(b, lambda v: (v.add_precomputed(str(floor["image"]), name="img"), v.add_precomputed(str(floor["seg-cseg"]), name="seg")), moves, n, "/data/"),
+            "ngshow-python": lambda b: run_ngshow(b, lambda v: (v.add(image, name="img", serve_as="python"), v.add(labels, name="seg", serve_as="python")), moves, n),
+            "ngshow-live": lambda b: run_ngshow(b, lambda v: (v.add(image, name="img"), v.add(labels, name="seg")), moves, n),
+            "floor-raw": lambda b: run_ngshow(b, lambda v: (v.add_precomputed(str(floor["image"]), name="img"), v.add_precomputed(str(floor["seg-raw"]), name="seg")), moves, n),
+            "floor-cseg": lambda b: run_ngshow(b, lambda v: (v.add_precomputed(str(floor["image"]), name="img"), v.add_precomputed(str(floor["seg-cseg"]), name="seg")), moves, n),
         }
         chosen = [v for v in args.only.split(",") if v] or list(variants)
         results: dict[str, list[dict[str, float]]] = {v: [] for v in chosen}
