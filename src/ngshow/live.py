@@ -112,6 +112,11 @@ def _scales(source: ArraySource) -> list[tuple[int, int, int]]:
     return out  # type: ignore[return-value]
 
 
+def _in_memory(source: ArraySource) -> bool:
+    """Arrays in RAM or memory-mapped: scanning them whole costs seconds, not a download."""
+    return all(isinstance(level, np.ndarray) for level, _ in source.levels)
+
+
 def _chunk_size(source: ArraySource) -> tuple[int, int, int]:
     z = source.shape[-3]
     if z == 1:
@@ -166,6 +171,8 @@ class LiveDataset:
         self.chunk = _chunk_size(source)
         self._keys = {self.scale_key(f): f for f in self.factors}
         self._lock = threading.Lock()
+        if meshes is not None and source.kind == "segmentation" and _in_memory(source):
+            meshes.prefetch(source, generation)  # cheap for arrays in memory: the first mesh comes sooner
 
     # -- info --------------------------------------------------------------------------------------
 
