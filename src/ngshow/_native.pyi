@@ -10,6 +10,7 @@ def downsample_mean(
 def downsample_mode(
     input: np.ndarray[Any, Any], factors: tuple[int, ...], out: np.ndarray[Any, Any]
 ) -> None: ...
+def encode_compressed_segmentation(labels: np.ndarray[Any, Any], block: tuple[int, int, int]) -> bytes: ...
 def mesh_labels(
     labels: np.ndarray[Any, Any],
     scale: tuple[float, float, float],
