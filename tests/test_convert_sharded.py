@@ -58,7 +58,7 @@ def test_sharded_image_every_scale_matches_tensorstore(tmp_path: Path, pool: Exe
 
 def test_sharded_segmentation_equals_unsharded(tmp_path: Path, pool: Executor) -> None:
     seg = label_volume()
-    kw = dict(kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16, memory_budget=1 << 20)
+    kw = dict(kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16, memory_budget=1 << 20, min_tasks=1)
     run(plan(seg, tmp_path / "flat", sharding="off", **kw), pool, progress=False)  # type: ignore[arg-type]
     p = plan(seg, tmp_path / "sharded", sharding=True, **kw)  # type: ignore[arg-type]
     run(p, pool, progress=False)

@@ -240,12 +240,14 @@ def _shard_scales(
     sharding: Literal["auto", "on", "off"] | bool,
     voxel_bytes: int,
     memory_budget: int,
+    min_tasks: int = MIN_TASKS,
 ) -> list[Scale]:
     """``scales`` with a sharding specification on those that ``sharding`` asks for.
 
     Scale 0's shards are sized so a task holds its block about three times over (input, its
     encoded chunks, the fused mips); a downsampled scale's so a task holds the 8x larger
-    block of the scale above twice.
+    block of the scale above twice; and no larger than leaves ``min_tasks`` shards to write
+    in parallel, where the scale has that many chunks.
     """
     if sharding is True:
         sharding = "on"
@@ -261,8 +263,8 @@ def _shard_scales(
             continue
         chunk_bytes = math.prod(s.chunk_size) * voxel_bytes
         held = 3 * chunk_bytes if i == 0 else 2 * 8 * chunk_bytes
-        per_shard = memory_budget // held
-        if per_shard < 1:
+        per_shard = min(memory_budget // held, max(1, chunks // min_tasks))
+        if memory_budget < held:
             raise InvalidRequest(
                 f"memory_budget of {memory_budget} bytes is too small for sharded scale {s.key}: "
                 f"one task must hold at least {held} bytes (chunks of {chunk_bytes} bytes)"
@@ -464,7 +466,7 @@ def plan(
         )
 
     voxel_bytes = dtype.itemsize * channels
-    scales = _shard_scales(scales, sharding, voxel_bytes, memory_budget)
+    scales = _shard_scales(scales, sharding, voxel_bytes, memory_budget, min_tasks)
     dest_url = Store(dest).url
     layout = Layout(Store(dest_url), kind, dtype.str, channels)
     stages: list[Stage] = []
