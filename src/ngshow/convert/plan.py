@@ -42,7 +42,8 @@ MESH_DIR = "mesh"
 SEGMENT_PROPERTIES_DIR = "segment_properties"
 #: Minishards per mesh shard (2**bits): the client fetches one small index per segment.
 MESH_MINISHARD_BITS = 6
-#: About one mesh shard per this many forge blocks.
+#: About one mesh shard per this many forge blocks (and at least ``min_tasks`` shards, so the
+#: merge, one task per shard, runs in parallel).
 MESH_BLOCKS_PER_SHARD = 16
 
 
@@ -546,12 +547,12 @@ def plan(
             if scales[0].sharding is not None:
                 mesh_sharding = ShardingSpec(
                     preshift_bits=0, hash="murmurhash3_x86_128", minishard_bits=MESH_MINISHARD_BITS,
-                    shard_bits=(max(1, len(forge) // MESH_BLOCKS_PER_SHARD) - 1).bit_length(),
+                    shard_bits=(max(min_tasks, len(forge) // MESH_BLOCKS_PER_SHARD) - 1).bit_length(),
                     minishard_index_encoding="gzip", data_encoding="gzip",
                 )
                 parts = mesh_sharding.num_shards
             else:
-                parts = max(1, min(len(forge), 64))
+                parts = max(1, min(max(len(forge), min_tasks), 64))
             mesh_doc = mesh_info(
                 vertex_quantization_bits=mesh_quantization_bits,
                 sharding=None if mesh_sharding is None else mesh_sharding.to_json(),
