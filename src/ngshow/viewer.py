@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import runtime, screenshots
 from .actions import VIEWS, Actions
@@ -25,6 +25,9 @@ from .lru import ByteLRU
 from .sources import Kind
 from .state import SyncedDocument, ViewerState
 from .tokens import find, new_token
+
+if TYPE_CHECKING:
+    from .convert.storage import Store
 
 __all__ = ["Viewer", "show", "stop"]
 
@@ -64,6 +67,7 @@ class Viewer:
         self._state_callbacks: list[StateCallback] = []
         self.actions = Actions(self)
         self._datasets: dict[str, Path] = {}  # token -> local precomputed folder served as files
+        self._remote_datasets: dict[str, Store] = {}  # token -> s3:// or gs:// dataset read by ngshow
         self._screenshots: dict[str, Any] = {}
         self._txn_lock = threading.RLock()
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
@@ -227,13 +231,20 @@ class Viewer:
 
         self.documents["s"].update(put)
 
-    def add_precomputed(self, location: str, *, name: str | None = None) -> None:
+    def add_precomputed(self, location: str, *, name: str | None = None, through_ngshow: bool = True) -> None:
         """Show a Neuroglancer precomputed dataset: a local folder (served by ngshow, with its scales
-        and meshes as written) or a ``gs://``, ``s3://`` or ``https://`` URL (fetched by the browser).
+        and meshes as written), an ``s3://`` or ``gs://`` URL, or an ``https://`` URL (fetched by the
+        browser).
+
+        ``s3://`` and ``gs://`` datasets are read by this process with the standard credential chain
+        (so private buckets work; needs ``s3fs`` / ``gcsfs``) and served only behind the viewer's
+        token; ``through_ngshow=False`` lets the browser fetch them itself (public buckets only).
         """
         self._check_open()
         location = location.removeprefix("precomputed://")
-        if re.match(r"^(gs|s3|https?)://", location):
+        if re.match(r"^(gs|s3)://", location) and through_ngshow:
+            source, kind = self._add_remote_dataset(location)
+        elif re.match(r"^(gs|s3|https?)://", location):
             source, kind = f"precomputed://{location}", None
         else:
             root = Path(location.removeprefix("file://")).resolve()
@@ -252,6 +263,27 @@ class Viewer:
             state["layers"] = [e for e in state.get("layers", []) if e.get("name") != entry["name"]] + [entry]
 
         self.documents["s"].update(put)
+
+    def _add_remote_dataset(self, location: str) -> tuple[str, str | None]:
+        from .convert.storage import Store
+
+        store = Store(location)
+        try:
+            text = store.get("info")
+            info = json.loads(text) if text is not None else None
+        except ImportError as e:
+            raise NotFound(f"reading {location} needs the fsspec package for it ({e})") from None
+        except (OSError, ValueError) as e:
+            raise NotFound(f"{location} is not a readable precomputed dataset ({type(e).__name__}: {e})") from None
+        if not isinstance(info, dict):
+            raise NotFound(f"{location} is not a precomputed dataset (no info object)")
+        token = new_token()
+        self._remote_datasets[token] = store
+        return f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
+
+    def remote_dataset(self, token: str) -> Store | None:
+        """The object-store dataset added with :meth:`add_precomputed` under ``token``, if any."""
+        return find(self._remote_datasets, token)
 
     def dataset_file(self, token: str, path: str) -> Path:
         """A file of a local dataset added with :meth:`add_precomputed`; :class:`NotFound` outside it."""
@@ -437,6 +469,7 @@ class Viewer:
             layer._close()
         self._chunk_cache.clear()
         self._datasets.clear()
+        self._remote_datasets.clear()
         self._state_callbacks.clear()
         self.actions._callbacks.clear()
         self._wake()
