@@ -57,6 +57,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_TOKEN_ROUTES = {"v", "events", "state", "action", "credentials", "data"}
+
+
+def redacted(path: str) -> str:
+    """``path`` with its secrets (viewer, dataset and volume tokens) replaced, for logs."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] in _TOKEN_ROUTES:
+        parts[2] = "<token>"
+        if parts[1] == "data" and len(parts) > 3:
+            parts[3] = "<dataset>"
+    elif len(parts) > 3 and parts[1] == "neuroglancer":
+        parts[3] = "<key>"
+    return "/".join(parts)
+
+
 def _ints(text: str, what: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",")]
@@ -222,10 +237,10 @@ class Server:
             raise
         except NgshowError as e:
             status = http_status(e)
-            logger.debug("%s %s -> %d: %s", request.method, request.path, status, e)
+            logger.debug("%s %s -> %d: %s", request.method, redacted(request.path), status, e)
             return web.Response(status=status, text=f"{e}\n" if status != 412 else "", headers=NO_STORE)
         except Exception:
-            logger.exception("internal error serving %s %s", request.method, request.path)
+            logger.exception("internal error serving %s %s", request.method, redacted(request.path))
             return web.Response(status=500, text="internal error (see the Python log)\n")
 
     @web.middleware
