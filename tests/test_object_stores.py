@@ -181,7 +181,7 @@ def test_convert_survives_injected_faults(
     scheme: str, endpoints: Endpoints, reference: dict[str, bytes], record_property: Any
 ) -> None:
     upstream = endpoints.ports[scheme]
-    proxy = FaultyProxy(upstream, rate=0.1, weights=(0.3, 0.3, 0.3, 0.1), stall_seconds=1.5, seed=13)
+    proxy = FaultyProxy(upstream, rate=0.1, weights=(0.3, 0.3, 0.25, 0.15), stall_seconds=1.5, seed=13)
     try:
         endpoints.point(scheme, proxy.url)
         url = endpoints.url(scheme, "faulty")
@@ -193,7 +193,7 @@ def test_convert_survives_injected_faults(
     record_property("faults", survived)
     print(f"{scheme}: faults survived {survived}")
     assert proxy.injected >= 10, survived
-    assert all(survived.get(kind, 0) > 0 for kind in ("500", "503", "reset")), survived
+    assert all(survived.get(kind, 0) > 0 for kind in ("500", "503", "reset", "stall")), survived
     assert validate(url, full=True) == []
     assert remote_tree(endpoints, scheme, url) == reference  # identical to a clean run
 
