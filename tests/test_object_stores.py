@@ -285,11 +285,11 @@ def test_viewing_a_bucket_through_ngshow(scheme: str, endpoints: Endpoints, refe
             assert got.status == 200 and got.body == reference[key], key
         # Ranges (sharded readers use them), and 416 outside the object.
         whole = reference[chunk]
-        got = _get(f"{base}/{chunk}", {"Range": "bytes=2-9"})
+        got = request(f"{base}/{chunk}", headers={"Range": "bytes=2-9"})
         assert got.status == 206 and got.body == whole[2:10]
         assert got.headers["Content-Range"] == f"bytes 2-9/{len(whole)}"
-        assert _get(f"{base}/{chunk}", {"Range": "bytes=-5"}).body == whole[-5:]
-        assert _get(f"{base}/{chunk}", {"Range": f"bytes={len(whole) + 10}-"}).status == 416
+        assert request(f"{base}/{chunk}", headers={"Range": "bytes=-5"}).body == whole[-5:]
+        assert request(f"{base}/{chunk}", headers={"Range": f"bytes={len(whole) + 10}-"}).status == 416
         assert request(f"{base}/no/such/key").status == 404
         assert request(f"{base}/../info").status == 404
         # Without the viewer's token nothing of the bucket is served.
@@ -322,16 +322,3 @@ def test_the_ngshow_command_serves_an_s3_dataset(endpoints: Endpoints, reference
             proc.communicate(timeout=60)
     assert proc.returncode == 0
 
-
-def _get(url: str, headers: dict[str, str]) -> Any:
-    import urllib.error
-    import urllib.request
-
-    from .conftest import Reply
-
-    req = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return Reply(r.status, dict(r.headers), r.read())
-    except urllib.error.HTTPError as e:
-        return Reply(e.code, dict(e.headers), e.read())

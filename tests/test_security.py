@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +13,8 @@ import pytest
 
 import ngshow
 
-from .conftest import Reply, post_json, request
+from .conftest import post_json, request
 from .test_precomputed_serving import write_dataset
-
-
-def get(url: str, headers: dict[str, str]) -> Reply:
-    req = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return Reply(r.status, dict(r.headers), r.read())
-    except urllib.error.HTTPError as e:
-        return Reply(e.code, dict(e.headers), e.read())
 
 
 def test_symlinks_out_of_a_served_folder_are_refused(viewer: ngshow.Viewer, tmp_path: Path) -> None:
@@ -51,10 +40,10 @@ def test_ranges_outside_a_file_get_416(viewer: ngshow.Viewer, tmp_path: Path) ->
     viewer.add_precomputed(str(root), name="seg")
     url = viewer.state.layers["seg"]["source"].removeprefix("precomputed://") + "/info"
     size = (root / "info").stat().st_size
-    inside = get(url, {"Range": "bytes=1-4"})
+    inside = request(url, headers={"Range": "bytes=1-4"})
     assert inside.status == 206 and inside.body == (root / "info").read_bytes()[1:5]
     for outside in (f"bytes={size}-", f"bytes={size + 100}-{size + 200}"):
-        assert get(url, {"Range": outside}).status == 416, outside
+        assert request(url, headers={"Range": outside}).status == 416, outside
 
 
 class Exploding:
