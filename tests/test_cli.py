@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -18,7 +19,7 @@ import zarr
 
 from ngshow.readers import UnreadableFile, open_array
 
-from .conftest import request
+from .conftest import interrupt, request
 
 VOLUME = (np.arange(4 * 5 * 6).reshape(4, 5, 6) % 251).astype(np.uint8)
 
@@ -65,7 +66,18 @@ def test_readers_say_what_is_wrong(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ngshow", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "ngshow", *args], capture_output=True, text=True, timeout=120)
+
+
+def read_until_url(proc: subprocess.Popen[str]) -> list[str]:
+    """The lines a running ``ngshow`` prints, up to and including its viewer URL."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if re.match(r"http://127\.0\.0\.1:\d+/v/[0-9a-f]{40}/$", line.strip()):
+            break
+    return lines
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -98,32 +110,39 @@ def test_convert_and_mesh_errors_are_one_line_and_exit_2(tmp_path: Path, capsys:
         assert err.count("\n") == 1 and err.startswith("ngshow: error: "), (args, err)
 
 
+@contextlib.contextmanager
+def served(*args: str) -> Iterator[list[str]]:
+    """Run ``ngshow ARGS --no-browser`` until it prints its URL; yield what it printed; then Ctrl-C it
+    and require exit code 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ngshow", *args, "--no-browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        yield read_until_url(proc)
+    finally:
+        code = interrupt(proc)
+    assert code == 0
+
+
 def test_cli_serves_files_until_ctrl_c(tmp_path: Path) -> None:
     np.save(tmp_path / "em.npy", VOLUME)
     with h5py.File(tmp_path / "seg.h5", "w") as f:
         f["labels"] = VOLUME.astype(np.uint16)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ngshow", str(tmp_path / "em.npy"), "--segmentation", str(tmp_path / "seg.h5/labels"),
-         "--voxel-size", "4,4,40", "--no-browser"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if re.match(r"http://127\.0\.0\.1:\d+/v/[0-9a-f]{40}/$", line.strip()):
-                break
+    with served(str(tmp_path / "em.npy"), "--segmentation", str(tmp_path / "seg.h5/labels"), "--voxel-size", "4,4,40") as lines:
         url = lines[-1].strip()
         assert "labels: segmentation" in "".join(lines) and "em: image (guessed)" in "".join(lines)
         assert request(url).status == 200
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-    assert code == 0
+
+
+def test_cli_axes_scale_and_units_for_arrays_without_metadata(tmp_path: Path) -> None:
+    np.save(tmp_path / "movie.npy", np.zeros((6, 2, 4, 8, 8), np.uint8))
+    with served(str(tmp_path / "movie.npy"), "--axes", "tczyx", "--scale", "2,1,0.5,0.1,0.1", "--units", "s,,um,um,um") as lines:
+        assert "axes t 2 s, c (channel), z 0.5 um, y 0.1 um, x 0.1 um" in "".join(lines)
+    for bad, message in [(["--axes", "zyx"], "names 3 axes"), (["--units", "parsec"], "unknown unit"),
+                         (["--scale", "1,2"], "scale has 2 values"), (["--scale", "1,1,1,1,1", "--voxel-size", "1,1,1"], "not both")]:
+        result = run_cli(str(tmp_path / "movie.npy"), *bad, "--no-browser")
+        assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1], (bad, result.stderr)
 
 
 def test_precomputed_folders_open_as_pyramids(tmp_path: Path) -> None:

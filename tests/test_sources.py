@@ -18,6 +18,7 @@ import tensorstore as ts
 import zarr
 
 from ngshow.readers import ReversedAxes, TensorStoreArray
+from ngshow.coords import CoordinateSpace
 from ngshow.errors import DtypeConversionWarning, InvalidArray, ValuesClippedWarning
 from ngshow.sources import ArraySource
 
@@ -62,6 +63,21 @@ class SourceConformance:
         np.testing.assert_array_equal(source.cut_chunk((1, 1, 1, 1), (0, 1, 2, 3), (2, 5, 6, 9)), array[:, 1:, 2:, 3:])
         expected = reference.downsample(array, (1, 2, 2, 2), mode=False)
         np.testing.assert_allclose(source.cut_chunk((1, 2, 2, 2), (0, 0, 0, 0), expected.shape), expected, rtol=1e-6)
+
+    @pytest.mark.parametrize("kind", ["image", "segmentation"])
+    def test_five_dimensional_time_lapse(self, kind: str, tmp_path: Path) -> None:
+        channels = 2 if kind == "image" else 1
+        array = asymmetric((5, channels, 3, 6, 7), "uint16") % 5
+        space = CoordinateSpace.make(array.shape, axes="tczyx")
+        source = ArraySource(self.wrap(array, tmp_path), kind=kind, space=space)  # type: ignore[arg-type]
+        assert source.dimension_names() == ["x", "y", "z", "c^", "t"]
+        np.testing.assert_array_equal(
+            source.cut_chunk((1,) * 5, (1, 0, 1, 2, 3), (3, channels, 3, 6, 7)), array[1:3, :, 1:, 2:, 3:]
+        )
+        # Time is sampled (every second point), space reduced: no frame is ever mixed with another.
+        got = source.cut_chunk((2, 1, 1, 2, 2), (1, 0, 0, 0, 0), (3, channels, 3, 3, 4))
+        expected = reference.downsample(array[::2], (1, 1, 1, 2, 2), mode=kind == "segmentation")[1:]
+        np.testing.assert_array_equal(got, expected)
 
 
 class TestNumpy(SourceConformance):

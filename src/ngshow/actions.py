@@ -41,8 +41,9 @@ class ActionState:
     ----------
     name : str
     mouse_voxel_coordinates : list[float] | None
-        Pointer position in the viewer's global coordinates (voxels, ``x, y, z``), or None when the
-        pointer was not over a data view.
+        Pointer position in the viewer's global coordinates (in the order and units of the state's
+        ``dimensions``, e.g. ``x, y, z, t``), or None when the pointer was not over a data view.
+        :meth:`index_in` turns it into an index of a layer's array.
     selected_values : dict
         Value under the pointer per layer name (segment ids as ``int``).
     viewer_state : ViewerState
@@ -67,6 +68,15 @@ class ActionState:
             viewer_state=ViewerState(raw.get("viewerState") or {}),
             raw=raw,
         )
+
+
+    def index_in(self, layer: Any) -> list[float] | None:
+        """The pointer's position as an index into ``layer``'s array (its own axis order), or None."""
+        position = self.mouse_voxel_coordinates
+        dimensions = self.viewer_state.json.get("dimensions")
+        if position is None or not dimensions:
+            return None
+        return [float(v) for v in layer.index_at(position, dimensions)]
 
 
 ActionCallback = Callable[[ActionState], None]

@@ -14,11 +14,14 @@ __all__ = [
     "NgshowError",
     "InvalidArray",
     "InvalidRequest",
+    "InvalidState",
     "NotFound",
     "ClientNotBuilt",
     "ViewerClosed",
     "Conflict",
     "DtypeConversionWarning",
+    "LocalDataWarning",
+    "AxesGuessWarning",
     "ValuesClippedWarning",
     "http_status",
     "warn_user",
@@ -35,6 +38,10 @@ class InvalidArray(NgshowError, TypeError):
 
 class InvalidRequest(NgshowError, ValueError):
     """A malformed request: bad chunk box, factors, encoding or JSON body."""
+
+
+class InvalidState(NgshowError, ValueError):
+    """A viewer state, view URL, state file or keyframe list that cannot be used as given."""
 
 
 class NotFound(NgshowError, KeyError):
@@ -56,8 +63,16 @@ class ViewerClosed(NgshowError, RuntimeError):
     """The viewer was closed, e.g. by :func:`ngshow.stop`."""
 
 
+class LocalDataWarning(UserWarning):
+    """A shared link names layers whose data only this process serves: other machines cannot load them."""
+
+
 class DtypeConversionWarning(UserWarning):
     """An array's dtype is not one Neuroglancer reads, so ngshow converts it per chunk."""
+
+
+class AxesGuessWarning(UserWarning):
+    """ngshow guessed what an array's axes are (pass ``axes=`` to say)."""
 
 
 class ValuesClippedWarning(DtypeConversionWarning):

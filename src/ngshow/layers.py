@@ -4,32 +4,73 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from . import encodings
-from .errors import InvalidArray, ViewerClosed
+from .errors import InvalidArray, NotFound, ViewerClosed
+from .coords import CoordinateSpace, parse_unit, to_base
+from .live import LiveDataset, SkeletonSource, eligible, segment_properties_table
 from .lru import ByteLRU
-from .sources import ArraySource, Kind, require_array_like
+from .mesh import MeshService
+from .sources import ArraySource, Kind, read_box, require_array_like
+from .state import Box
 from .tokens import new_token
 
 if TYPE_CHECKING:
     from .viewer import Viewer
 
-__all__ = ["Layer", "default_encoding", "default_shader", "guess_kind"]
+ServeAs = Literal["auto", "python", "precomputed"]
+
+__all__ = ["Layer", "ServeAs", "default_encoding", "default_shader", "guess_kind"]
 
 logger = logging.getLogger(__name__)
 
 
-def guess_kind(data: Any) -> Kind:
-    """Wide integer arrays (32/64-bit) of rank <= 3 look like labels; everything else like an image."""
+def guess_kind(data: Any, space: CoordinateSpace | None = None) -> Kind:
+    """Whether an array looks like labels or like an image.
+
+    32/64-bit integers are labels (unless they have several channels); 8/16-bit integers are labels
+    when a small central sample looks like them: few distinct values, mostly equal neighbours
+    (Cellpose and StarDist write uint16 labels).  Everything else is an image.
+    """
     require_array_like(data)
     dtype = np.dtype(data.dtype)
-    if dtype.kind in "iu" and dtype.itemsize >= 4 and len(data.shape) <= 3:
+    shape = tuple(int(n) for n in data.shape)
+    if space is None:
+        space = CoordinateSpace.make(shape) if len(shape) <= 3 else None
+    channels = [] if space is None else [shape[i] for i in space.channel_indices]
+    if dtype.kind not in "iu" or any(n > 1 for n in channels) or (space is None and len(shape) > 3):
+        return "image"
+    if dtype.itemsize >= 4:
+        return "segmentation"
+    if dtype.itemsize == 2 and space is not None and _looks_like_labels(data, space):
         return "segmentation"
     return "image"
+
+
+def _looks_like_labels(data: Any, space: CoordinateSpace) -> bool:
+    box = tuple(_central(n, 64) if kind == "space" else slice(n // 2, n // 2 + 1)
+                for n, kind in zip(data.shape, space.kinds))
+    sample = read_box(data, box)
+    if sample.size < 64:
+        return False
+    values = np.unique(sample)
+    if values.size > 4096:
+        return False
+    last = sample.shape[-1]
+    if last < 2:
+        return False
+    same = float(np.mean(sample[..., 1:] == sample[..., :-1]))
+    return same >= 0.75
+
+
+def _central(n: int, width: int) -> slice:
+    width = min(n, width)
+    lo = (n - width) // 2
+    return slice(lo, lo + width)
 
 
 def default_encoding(kind: Kind) -> str:
@@ -39,16 +80,21 @@ def default_encoding(kind: Kind) -> str:
 
 
 def _contrast_sample(source: ArraySource) -> np.ndarray[Any, Any]:
-    """A central block of at most 64 voxels per spatial axis: cheap to read from any store."""
+    """A central block of at most 64 voxels per spatial axis, every channel, the middle time point:
+    cheap to read from any store.  Channels come first in the result."""
     box = []
-    for axis, n in enumerate(source.shape):
-        if source.rank == 4 and axis == 0:
+    for n, kind in zip(source.shape, source.space.kinds):
+        if kind == "channel":
             box.append(slice(0, n))
-            continue
-        width = min(n, 64)
-        lo = (n - width) // 2
-        box.append(slice(lo, lo + width))
-    return source.read(tuple(box))
+        elif kind == "space":
+            box.append(_central(n, 64))
+        else:
+            box.append(slice(n // 2, n // 2 + 1))
+    sample = source.read(tuple(box))
+    channel = source.space.channel_indices
+    if len(channel) == 1:
+        return np.moveaxis(sample, channel[0], 0)
+    return sample[np.newaxis]
 
 
 def _range(values: np.ndarray[Any, Any]) -> list[float]:
@@ -71,7 +117,7 @@ def default_shader(source: ArraySource) -> tuple[str | None, dict[str, Any]]:
         return None, {}  # the default 0-255 range fits: nothing to read
     sample = _contrast_sample(source)
     if channels == 1:
-        return None, {"normalized": {"range": _range(sample)}}
+        return None, {"normalized": {"range": _range(sample[0])}}
     if channels <= 3:
         names = ["red", "green", "blue"][:channels]
         lines = [f"#uicontrol invlerp {n}(channel={i})" for i, n in enumerate(names)]
@@ -104,20 +150,26 @@ class Layer:
         *,
         kind: Kind,
         kind_guessed: bool = False,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        offset: Sequence[float] = (0.0, 0.0, 0.0),
+        space: CoordinateSpace | None = None,
         encoding: str = "auto",
         jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
         chunk_cache: ByteLRU[encodings.Body] | None = None,
+        serve_as: ServeAs = "auto",
+        segment_properties: Any = None,
+        skeletons: SkeletonSource | None = None,
+        meshes: MeshService | None = None,
     ) -> None:
+        if serve_as not in ("auto", "python", "precomputed"):
+            raise InvalidArray(f"serve_as must be 'auto', 'python' or 'precomputed', got {serve_as!r}")
         self._viewer: Viewer | None = viewer
         self.name = name
         self.kind: Kind = kind
         self.kind_guessed = kind_guessed
+        self._space = space if space is not None else CoordinateSpace.make(data.shape)
         self._source: ArraySource | None = ArraySource(
-            data, kind=kind, voxel_size=voxel_size, offset=offset, max_downsampling=max_downsampling
+            data, kind=kind, space=self._space, max_downsampling=max_downsampling
         )
         self.encoding = default_encoding(kind) if encoding == "auto" else encoding
         self.jpeg_quality = int(jpeg_quality)
@@ -130,6 +182,75 @@ class Layer:
         self.shader, self.shader_controls = (shader, {}) if shader or kind != "image" else default_shader(
             self._source
         )
+        self.serve_as: ServeAs = serve_as
+        self._meshes = meshes
+        self._skeletons = skeletons
+        self._properties = self._properties_info(segment_properties)
+        self.live: LiveDataset | None = self._make_live(self._source)
+
+    def _properties_info(self, properties: Any) -> dict[str, Any] | None:
+        if properties is None:
+            return None
+        if self.kind != "segmentation":
+            raise InvalidArray("segment_properties belong to segmentation layers")
+        # The format lives with the pipeline that also writes it; imported only when needed.
+        from .convert.errors import ConvertError
+        from .convert.properties import segment_properties_info
+
+        try:
+            return segment_properties_info(segment_properties_table(properties))
+        except ConvertError as e:
+            raise InvalidArray(str(e)) from None
+
+    def _make_live(self, source: ArraySource) -> LiveDataset | None:
+        """The precomputed view of ``source``, when it is served that way (see :mod:`ngshow.live`)."""
+        wanted = self.serve_as == "precomputed" or (self.serve_as == "auto" and self.kind == "segmentation")
+        if not wanted or not eligible(source):
+            if self.serve_as == "precomputed":
+                raise InvalidArray(
+                    f"serve_as='precomputed' needs a 3-D (z, y, x) array (images may add a leading c axis; "
+                    f"labels unsigned), got axes {''.join(source.space.names)} of {source.dtype}"
+                )
+            if self._properties is not None or self._skeletons is not None:
+                raise InvalidArray(
+                    "segment properties and skeletons need a layer served as precomputed: a 3-D (z, y, x) "
+                    f"array of unsigned labels, got axes {''.join(source.space.names)} of {source.dtype}"
+                )
+            return None
+        return LiveDataset(
+            source, token=self.token, generation=self.generation,
+            encoding="jpeg" if self.encoding == "jpeg" else "raw", jpeg_quality=self.jpeg_quality,
+            meshes=self._meshes, cache=self._cache, segment_properties=self._properties, skeletons=self._skeletons,
+        )
+
+    @property
+    def segment_properties(self) -> dict[str, Any] | None:
+        """The segment properties ``info`` the browser reads; assign a DataFrame (indexed by segment id)
+        or a mapping of columns to change them in open browsers."""
+        return self._properties
+
+    @segment_properties.setter
+    def segment_properties(self, value: Any) -> None:
+        self._properties = self._properties_info(value)
+        self._refresh_live()
+
+    @property
+    def skeletons(self) -> SkeletonSource | None:
+        """Skeletons by segment id: a mapping of :class:`~ngshow.live.Skeleton`, or a callback."""
+        return self._skeletons
+
+    @skeletons.setter
+    def skeletons(self, value: SkeletonSource | None) -> None:
+        self._skeletons = value
+        self._refresh_live()
+
+    def _refresh_live(self) -> None:
+        """A new generation of the precomputed view: open browsers fetch everything again."""
+        with self._lock:
+            self.generation += 1
+            self.live = self._make_live(self.source)
+        if self._viewer is not None:
+            self._viewer._layer_changed(self)
 
     def __repr__(self) -> str:
         source = self._source
@@ -156,17 +277,21 @@ class Layer:
     @data.setter
     def data(self, value: Any) -> None:
         old = self.source
-        new = ArraySource(
-            value, kind=self.kind, voxel_size=old.voxel_size, offset=old.offset, max_downsampling=old.max_downsampling
-        )
+        require_array_like(value)
+        space = self._space
+        if len(value.shape) != space.rank:  # a new rank: the same voxel size, axes named by rank
+            space = CoordinateSpace.make(value.shape, voxel_size=old.voxel_size if len(old.voxel_size) == 3 else None)
+        new = ArraySource(value, kind=self.kind, space=space, max_downsampling=old.max_downsampling)
         self._check_encoding(new)
         with self._lock:
             self._source = new
+            self._space = space
             # The client never refetches a volume's info, so new data gets a new key (PROTOCOL.md §3.5).
             self.token = new_token()
             assert self._viewer is not None
             self.key = f"{self._viewer.token}.{self.token}"
             self.generation = 0
+            self.live = self._make_live(new)
         self._viewer._layer_changed(self)
 
     def _check_encoding(self, source: ArraySource) -> None:
@@ -185,12 +310,86 @@ class Layer:
 
     def state_json(self) -> dict[str, Any]:
         """This layer's entry in the viewer-state ``layers`` list."""
-        entry: dict[str, Any] = {"type": self.kind, "source": f"python://volume/{self.key}", "name": self.name}
+        if self.live is not None:
+            assert self._viewer is not None
+            url = f"precomputed://{self._viewer._base_url()}/precomputed/{self.key}/{self.generation}"
+            transform = self.source.space.source_transform(with_offset=True)
+        else:
+            url = f"python://volume/{self.key}"
+            transform = self.source.space.source_transform()
+        source: Any = url if transform is None else {"url": url, "transform": transform}
+        entry: dict[str, Any] = {"type": self.kind, "source": source, "name": self.name}
         if self.shader:
             entry["shader"] = self.shader
         if self.shader_controls:
             entry["shaderControls"] = self.shader_controls
         return entry
+
+    @property
+    def space(self) -> CoordinateSpace:
+        """The layer's coordinate space, in the array's own axis order."""
+        return self._space
+
+    def global_dimensions(self) -> dict[str, list[Any]]:
+        """The client's global dimensions this layer brings: ``{name: [scale, base unit]}``, x, y, z first."""
+        space = self.source.space
+        return {
+            space.axes[i].name: [space.axes[i].base_scale, space.axes[i].base_unit]
+            for i in space.output_order()
+            if space.axes[i].kind != "channel"
+        }
+
+    def view_box(self) -> Box:
+        """Where the layer's data lies in its global dimensions (x, y, z first), for default views;
+        a transform is applied to the box's corners (up to 8 transformed axes)."""
+        space = self.source.space
+        order = [i for i in space.output_order() if space.axes[i].kind != "channel"]
+        dims = self.global_dimensions()
+        lower = [space.axes[i].voxel_offset for i in order]
+        upper = [space.axes[i].voxel_offset + self.source.shape[i] for i in order]
+        physical = space.physical_indices
+        if space.transform is not None and len(physical) <= 8:
+            corners = []
+            for bits in range(1 << len(physical)):
+                index = np.zeros(space.rank)
+                for k, i in enumerate(physical):
+                    index[i] = self.source.shape[i] if bits >> k & 1 else 0
+                corners.append(space.physical(index.tolist()))
+            points = np.array(corners)
+            lower = [float(points[:, i].min()) / space.axes[i].scale for i in order]
+            upper = [float(points[:, i].max()) / space.axes[i].scale for i in order]
+        return Box(dims, lower, upper)
+
+    def index_at(self, position: Sequence[float], dimensions: Mapping[str, Sequence[Any]]) -> np.ndarray[Any, Any]:
+        """The array index (float, the array's axis order) at a global ``position``.
+
+        ``position`` and ``dimensions`` are the viewer state's (``state.position``, ``state.json
+        ["dimensions"]``); axes the global space lacks (channels) get index 0.
+        """
+        names = list(dimensions)
+        physical = []
+        for axis in self._space.axes:
+            if axis.kind == "channel" or axis.name not in dimensions:
+                physical.append(axis.translate)
+                continue
+            d = names.index(axis.name)
+            base = float(position[d]) * float(dimensions[axis.name][0])
+            physical.append(base / to_base(1.0, parse_unit(axis.unit)[0]))
+        return self._space.index(physical)
+
+    def position_of(
+        self, index: Sequence[float], dimensions: Mapping[str, Sequence[Any]], current: Sequence[float] | None = None
+    ) -> list[float]:
+        """The global position of an array index (the inverse of :meth:`index_at`); global axes this
+        layer lacks keep their value in ``current``."""
+        names = list(dimensions)
+        out = [float(v) for v in current] if current is not None and len(current) == len(names) else [0.0] * len(names)
+        physical = self._space.physical(index)
+        for axis, value in zip(self._space.axes, physical):
+            if axis.kind != "channel" and axis.name in dimensions:
+                base = to_base(float(value), parse_unit(axis.unit)[0])
+                out[names.index(axis.name)] = base / float(dimensions[axis.name][0])
+        return out
 
     def encoded_chunk(
         self, encoding: str, factors: list[int], start: list[int], end: list[int]
@@ -210,10 +409,20 @@ class Layer:
 
     def invalidate(self) -> None:
         """Tell open browsers the data changed, so they fetch every chunk again without a reload."""
+        if self.live is not None:
+            self._refresh_live()  # precomputed sources are keyed by URL: a new generation, a new URL
+            return
         with self._lock:
             self.generation += 1
         if self._viewer is not None:
             self._viewer._push_source_generations()
+
+    def live_file(self, path: str) -> tuple[Any, str]:
+        """A file of the layer's live precomputed dataset; :class:`NotFound` if it has none."""
+        live = self.live
+        if live is None:
+            raise NotFound("this layer is not served as a precomputed dataset")
+        return live.get(path)
 
     def _close(self) -> None:
         """Drop every reference to the array."""

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from .server import Server
@@ -24,6 +25,9 @@ __all__ = [
     "set_static_content_source",
     "set_public_url",
     "public_base_url",
+    "public_hostnames",
+    "in_colab",
+    "use_jupyter_server_proxy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -33,6 +37,8 @@ _lock = threading.Lock()
 _bind: tuple[str, int] = ("127.0.0.1", 0)
 _static_url: str | None = None
 _public_url: str | None = None
+_proxy_base: str | None = None  # set by use_jupyter_server_proxy
+_colab_urls: dict[int, str] = {}  # port -> the URL Colab's kernel proxy gave for it
 
 
 def get_server() -> Server:
@@ -119,7 +125,56 @@ def set_public_url(url: str | None) -> None:
     _public_url = url.rstrip("/") if url else None
 
 
-def public_base_url() -> str | None:
-    """The base of viewer URLs set by :func:`set_public_url` or ``$NGSHOW_PUBLIC_URL``, if any."""
+def use_jupyter_server_proxy(base_url: str | None = "/") -> None:
+    """Give viewer URLs the form ``<base_url>proxy/<port>/v/<token>/`` so the browser reaches the
+    server through `jupyter-server-proxy <https://jupyter-server-proxy.readthedocs.io>`_, whatever port
+    it got.  ``base_url`` is the Jupyter server's base URL (a path such as ``/user/alice/`` or a full
+    URL); ``None`` goes back to the default: on in JupyterHub kernels (``$JUPYTERHUB_SERVICE_PREFIX``
+    set), off elsewhere.  Local datasets (:meth:`Viewer.add_precomputed`) need a full URL here."""
+    global _proxy_base
+    _proxy_base = base_url if base_url is None else (base_url.rstrip("/") + "/")
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab kernel."""
+    return "google.colab" in sys.modules
+
+
+def _colab_url(port: int) -> str:
+    # The documented call: google.colab.kernel.proxyPort(port) gives an https URL for a kernel port.
+    if port not in _colab_urls:
+        from google.colab import output
+
+        url = output.eval_js(f"google.colab.kernel.proxyPort({int(port)})")
+        _colab_urls[port] = str(url).rstrip("/")
+    return _colab_urls[port]
+
+
+def _proxy() -> str | None:
+    if _proxy_base is not None:
+        return _proxy_base
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if prefix and "ipykernel" in sys.modules:
+        return prefix.rstrip("/") + "/"
+    return None
+
+
+def public_base_url(port: int | None = None) -> str | None:
+    """The base of viewer URLs if it is not the bind address: :func:`set_public_url` or
+    ``$NGSHOW_PUBLIC_URL``; else, given the server's ``port``, Colab's kernel proxy or
+    jupyter-server-proxy (:func:`use_jupyter_server_proxy`)."""
     env = os.environ.get("NGSHOW_PUBLIC_URL")
-    return _public_url or (env.rstrip("/") if env else None)
+    explicit = _public_url or (env.rstrip("/") if env else None)
+    if explicit or port is None:
+        return explicit
+    if in_colab():
+        return _colab_url(port)
+    proxy = _proxy()
+    return f"{proxy}proxy/{int(port)}" if proxy is not None else None
+
+
+def public_hostnames() -> set[str]:
+    """Host names a proxy may send requests under (for the server's Host check); never asks Colab."""
+    urls = [u for u in (_public_url, os.environ.get("NGSHOW_PUBLIC_URL"), _proxy()) if u]
+    names = {urlsplit(u).hostname for u in [*urls, *_colab_urls.values()]}
+    return {n for n in names if n}

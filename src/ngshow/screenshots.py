@@ -107,6 +107,8 @@ class _Pending:
         self.event = threading.Event()
         self.png: bytes | None = None
         self.error: str | None = None
+        self.viewer_state: dict[str, Any] | None = None  # the page's state when it took the picture
+        self.size: tuple[int, int] | None = None
 
 
 def take(viewer: Viewer, size: tuple[int, int] | None = None, timeout: float = 60.0) -> bytes:
@@ -125,6 +127,27 @@ class _TabsClosed(Exception):
 
 
 def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False) -> bytes:
+    return _request_with_state(viewer, size, timeout, in_open_tab)[0]
+
+
+def _request_with_state(
+    viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False
+) -> tuple[bytes, dict[str, Any] | None]:
+    """A PNG and the viewer state the page had when it drew it.
+
+    A page can answer before a new ``viewerSize`` has resized its canvas; such answers are asked again.
+    ``in_open_tab``: give up (:class:`_TabsClosed`) as soon as the last tab closes.
+    """
+    for _ in range(10):
+        png, state, drawn = _request_once(viewer, size, timeout, in_open_tab)
+        if size is None or drawn is None or drawn == (int(size[0]), int(size[1])):
+            return png, state
+    raise ScreenshotUnavailable(f"the page kept drawing {drawn} pixels instead of {size}")
+
+
+def _request_once(
+    viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False
+) -> tuple[bytes, dict[str, Any] | None, tuple[int, int] | None]:
     screenshot_id = new_token()
     pending = _Pending()
     viewer._screenshots[screenshot_id] = pending
@@ -150,7 +173,7 @@ def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_op
                 raise TimeoutError(f"no screenshot within {timeout} s (is the view still loading?)")
         if pending.png is None:
             raise ScreenshotUnavailable(f"the browser could not take the screenshot: {pending.error}")
-        return pending.png
+        return pending.png, pending.viewer_state, pending.size
     finally:
         viewer._screenshots.pop(screenshot_id, None)
         viewer.documents["c"].update(clear)
@@ -162,6 +185,9 @@ def receive(viewer: Viewer, state: dict[str, Any]) -> None:
     pending = viewer._screenshots.get(str(shot.get("id")))
     if pending is None:
         return  # another tab already answered, or nobody waits any more
+    pending.viewer_state = state.get("viewerState")
+    if isinstance(shot.get("width"), int) and isinstance(shot.get("height"), int):
+        pending.size = (shot["width"], shot["height"])
     if shot.get("imageType") == "image/png" and shot.get("image"):
         pending.png = base64.b64decode(shot["image"])
     else:

@@ -17,7 +17,6 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, web
 
@@ -137,6 +136,7 @@ class Server:
         app.router.add_post("/action/{token}", self._post_action)
         app.router.add_post("/credentials/{token}", self._credentials)
         app.router.add_get("/data/{token}/{dataset}/{path:.+}", self._dataset_file)
+        app.router.add_get("/precomputed/{key}/{generation}/{path:.+}", self._live_file)
         app.router.add_get("/neuroglancer/info/{key}", self._info)
         app.router.add_get("/neuroglancer/mesh/{key}/{object_id}", self._mesh)
         app.router.add_get("/neuroglancer/{encoding}/{key}/{scale}/{start}/{end}", self._chunk)
@@ -250,8 +250,7 @@ class Server:
             hostname = (request.host or "").rsplit(":", 1)[0] if "]" not in (request.host or "") else (
                 request.host.split("]")[0] + "]"
             )
-            public = runtime.public_base_url()
-            if not _is_loopback(hostname) and not (public and urlsplit(public).hostname == hostname.strip("[]")):
+            if not _is_loopback(hostname) and hostname.strip("[]") not in runtime.public_hostnames():
                 return web.Response(status=403, text="host not allowed\n")
         return await handler(request)
 
@@ -302,6 +301,7 @@ class Server:
         )
         event = asyncio.Event()
         viewer._watchers.add(event)  # counted before the first await, so the cap holds in a burst
+        colab, start = runtime.in_colab(), dict(last)
         try:
             await response.prepare(request)
             while not self._closing and not viewer.closed:
@@ -313,6 +313,8 @@ class Server:
                     message = '{"k":%s,"s":%s,"g":%s}' % (json.dumps(key), text, json.dumps(generation))
                     await response.write(f"data: {message}\n\n".encode())
                     last[key] = generation
+                if colab and any(last[k] != start[k] for k in last):
+                    break  # Colab's proxy holds a response until it ends; the client reconnects at once
                 if not await self._woken_or_gone(event, request, response):
                     break  # the tab closed: stop counting it in connected_clients() at once
         except (ConnectionResetError, asyncio.CancelledError):
@@ -400,11 +402,20 @@ class Server:
             if start >= size or start >= stop:
                 return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
             body = await self._in_pool(store.get_range, key, start, stop)
+            if body is None:
+                raise FileNotFoundError(key)
         except FileNotFoundError:
             raise NotFound(f"no such file: {key!r}") from None
         return web.Response(
             status=206, body=body, headers={**headers, "Content-Range": f"bytes {start}-{stop - 1}/{size}"}
         )
+
+    async def _live_file(self, request: web.Request) -> web.StreamResponse:
+        # Any generation is answered with the layer's current data; the generation in the URL only
+        # makes the client, which keys precomputed sources by URL, forget what it had.
+        layer = self.layer(request.match_info["key"])
+        body, content_type = await self._in_pool(layer.live_file, request.match_info["path"])
+        return web.Response(body=body, content_type=content_type, headers=NO_STORE)
 
     async def _info(self, request: web.Request) -> web.StreamResponse:
         layer = self.layer(request.match_info["key"])

@@ -1,6 +1,6 @@
 """Array sources: adapt NumPy, memmap, h5py, zarr and dask arrays, and cut chunks from them on request.
 
-Arrays are indexed in NumPy order, ``(z, y, x)`` or ``(c, z, y, x)``.  Only the region a chunk needs is
+Arrays are indexed in NumPy order; a :class:`~ngshow.coords.CoordinateSpace` names their axes.  Only the region a chunk needs is
 read (``data[box]``), so h5py, zarr and dask arrays are never loaded whole.  Downsampled chunks are
 computed on the fly in C++ (:mod:`ngshow._native`): the mean for images, the most frequent label for
 segmentations.
@@ -16,9 +16,10 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _native
+from .coords import Axis, CoordinateSpace, xyz
 from .errors import DtypeConversionWarning, InvalidArray, InvalidRequest, ValuesClippedWarning, warn_user
 
-__all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "downsample", "read_box", "require_array_like", "wire_dtype"]
+__all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "downsample", "read_box", "require_array_like", "wire_dtype", "xyz"]
 
 Kind = Literal["image", "segmentation"]
 
@@ -85,13 +86,17 @@ class ArraySource:
     ----------
     data
         Anything with ``shape``, ``dtype`` and NumPy-style slicing: NumPy arrays and memmaps, h5py
-        datasets, zarr arrays, dask arrays.  2-D ``(y, x)``, 3-D ``(z, y, x)`` or 4-D ``(c, z, y, x)``.
+        datasets, zarr arrays, dask arrays; or a list of them, finest first, as a pyramid.  Any rank
+        from 2 to 32.
     kind
         ``"image"`` or ``"segmentation"``.
-    voxel_size
-        Physical size of one voxel in nanometres, in ``(x, y, z)`` order.
-    offset
-        Position of voxel ``(0, 0, 0)`` in voxels, in ``(x, y, z)`` order.
+    space
+        The array's :class:`~ngshow.coords.CoordinateSpace` (default: named by rank, 1 nm voxels).
+    voxel_size, offset
+        Shorthands for a space: voxel size in nm and offset in voxels, both ``(x, y, z)``.
+
+    A space with spatial axes ``y`` and ``x`` but no ``z`` is served with a ``z`` axis one voxel
+    thick, so 2-D images overlay 3-D volumes.
     """
 
     def __init__(
@@ -99,8 +104,9 @@ class ArraySource:
         data: Any,
         *,
         kind: Kind,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        offset: Sequence[float] = (0.0, 0.0, 0.0),
+        space: CoordinateSpace | None = None,
+        voxel_size: Sequence[float] | None = None,
+        offset: Sequence[float] | None = None,
         max_downsampling: int = 64,
     ) -> None:
         levels = list(data) if isinstance(data, (list, tuple)) else [data]
@@ -108,29 +114,46 @@ class ArraySource:
             raise InvalidArray("an empty list of arrays: give an array, or a list of pyramid levels")
         for level in levels:
             require_array_like(level)
-        shape = tuple(int(n) for n in levels[0].shape)
-        if len(shape) == 2:
-            self._expand = True
-            shape = (1, *shape)
-        else:
-            self._expand = False
-        if len(shape) not in (3, 4):
-            raise InvalidArray(
-                f"expected a 2-D (y, x), 3-D (z, y, x) or 4-D (c, z, y, x) array, got shape {shape}"
-            )
-        if any(n == 0 for n in shape):
-            raise InvalidArray(f"cannot show an array with an empty axis: shape {shape}")
-        if kind == "segmentation" and len(shape) == 4:
-            if shape[0] != 1:
-                raise InvalidArray(f"a segmentation must be 3-D (z, y, x), got shape {shape}")
         if kind not in ("image", "segmentation"):
             raise InvalidArray(f"kind must be 'image' or 'segmentation', got {kind!r}")
+        array_shape = tuple(int(n) for n in levels[0].shape)
+        if any(n == 0 for n in array_shape):
+            raise InvalidArray(f"cannot show an array with an empty axis: shape {array_shape}")
+        if space is None:
+            space = CoordinateSpace.make(array_shape, voxel_size=voxel_size, offset=offset)
+        elif voxel_size is not None or offset is not None:
+            raise InvalidArray("give a space or voxel_size/offset, not both")
+        if space.rank != len(array_shape):
+            raise InvalidArray(
+                f"the space has {space.rank} axes ({', '.join(space.names)}) but the array has shape {array_shape}"
+            )
+        #: Index (served order) of the axis ngshow adds to 2-D data, or None.
+        self._inserted: int | None = None
+        names = [n.lower() for n in space.names]
+        spatial = space.spatial_indices
+        if len(spatial) == 2 and "z" not in names and {names[i] for i in spatial} == {"y", "x"}:
+            first = space.axes[spatial[0]]
+            self._inserted = spatial[0]
+            space = space.with_axis_inserted(spatial[0], Axis("z", "space", first.scale, first.unit))
+        shape = array_shape if self._inserted is None else (
+            array_shape[: self._inserted] + (1,) + array_shape[self._inserted :]
+        )
+        channels = space.channel_indices
+        if kind == "segmentation":
+            if len(channels) > 1:
+                raise InvalidArray(f"a segmentation can have at most one channel axis, got axes {list(space.names)}")
+            if channels and shape[channels[0]] != 1:
+                raise InvalidArray(
+                    f"a segmentation cannot have channels: axis {space.names[channels[0]]!r} has "
+                    f"{shape[channels[0]]} entries (shape {shape}); pass axes= if it is not a channel axis"
+                )
         self.kind: Kind = kind
         self.data = data
+        self.space = space
         self.shape: tuple[int, ...] = shape
         #: (array, factors) per pyramid level, finest first; factors in NumPy order of the served rank.
         self.levels = [(levels[0], (1,) * len(shape))] + [
-            (level, _level_factors(shape, level, self._expand, i)) for i, level in enumerate(levels[1:], 1)
+            (level, self._level_factors(level, i)) for i, level in enumerate(levels[1:], 1)
         ]
         self.source_dtype = np.dtype(levels[0].dtype)
         if any(np.dtype(level.dtype) != self.source_dtype for level in levels):
@@ -143,27 +166,45 @@ class ArraySource:
                 f"{kind} as {self.dtype}, converting each chunk",
                 DtypeConversionWarning,
             )
-        self.voxel_size = xyz(voxel_size, "voxel_size")
-        if any(not (v > 0 and math.isfinite(v)) for v in self.voxel_size):
-            raise InvalidArray(f"voxel_size must be finite and > 0, got {tuple(voxel_size)}")
-        self.offset = xyz(offset, "offset")
         if max_downsampling < 1:
             raise InvalidArray("max_downsampling must be >= 1")
         self.max_downsampling = int(max_downsampling)
 
     @property
     def rank(self) -> int:
-        """Number of axes served: 3, or 4 with channels first."""
+        """Number of axes served."""
         return len(self.shape)
 
     @property
     def channels(self) -> int:
-        """Number of channels (1 for 3-D arrays)."""
-        return self.shape[0] if self.rank == 4 else 1
+        """Number of channels: the length of the one channel axis (1 without one)."""
+        axes = self.space.channel_indices
+        return self.shape[axes[0]] if len(axes) == 1 else 1
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        """Scales of the last three spatial axes in reverse array order (``(x, y, z)``), in nm (1e-9
+        of the axis's base unit): the frame meshes and precomputed scales are made in."""
+        x, y, z = (self.space.axes[i].base_scale * 1e9 for i in self._xyz_axes())
+        return (x, y, z)
+
+    @property
+    def offset(self) -> tuple[float, float, float]:
+        """Position of index 0 of the last three spatial axes in voxels, ``(x, y, z)``."""
+        x, y, z = (self.space.axes[i].voxel_offset for i in self._xyz_axes())
+        return (x, y, z)
+
+    def _xyz_axes(self) -> list[int]:
+        spatial = list(reversed(self.space.spatial_indices))[:3]
+        if len(spatial) != 3:
+            raise InvalidArray(
+                f"this needs three spatial axes, and the array has {len(spatial)} ({', '.join(self.space.names)})"
+            )
+        return spatial
 
     def dimension_names(self) -> list[str]:
         """Neuroglancer dimension names, fastest-varying first (the reverse of NumPy order)."""
-        return ["x", "y", "z"] + (["c^"] if self.rank == 4 else [])
+        return [self.space.neuroglancer_name(i) for i in reversed(range(self.rank))]
 
     def info(self) -> dict[str, Any]:
         """The volume's info JSON (PROTOCOL.md §3.2), without ``encoding`` and ``generation``.
@@ -171,17 +212,10 @@ class ArraySource:
         Dimensions are listed in reverse NumPy order, so a C-ordered NumPy chunk is already
         "dimension 0 fastest" on the wire and needs no transpose.
         """
-        coordinate_space: dict[str, Any] = {
-            name: [size * 1e-9, "m"] for name, size in zip("xyz", self.voxel_size)
-        }
-        voxel_offset = list(self.offset)
-        if self.rank == 4:
-            coordinate_space["c^"] = [1, ""]
-            voxel_offset.append(0.0)
         return {
-            "coordinateSpace": coordinate_space,
+            "coordinateSpace": self.space.info_coordinate_space(),
             "shape": list(reversed(self.shape)),
-            "voxelOffset": voxel_offset,
+            "voxelOffset": self.space.info_voxel_offset(),
             "dataType": self.dtype.name,
             "volumeType": self.kind,
             "chunkLayout": "isotropic",
@@ -193,10 +227,10 @@ class ArraySource:
 
     def read(self, box: tuple[slice, ...], level: int = 0) -> np.ndarray[Any, Any]:
         """Read a region (NumPy order, the served rank) of a pyramid level, in the wire dtype."""
-        inner = box[1:] if self._expand else box
+        inner = box if self._inserted is None else box[: self._inserted] + box[self._inserted + 1 :]
         part = read_box(self.levels[level][0], inner)
-        if self._expand:
-            part = part[np.newaxis]
+        if self._inserted is not None:
+            part = np.expand_dims(part, self._inserted)
         if part.dtype != self.dtype:
             with np.errstate(all="ignore"):  # overflow is detected below, and warned about once
                 converted = part.astype(self.dtype)
@@ -216,7 +250,9 @@ class ArraySource:
         """Cut one chunk, C-contiguous in NumPy order.
 
         ``factors``, ``start`` and ``end`` are in NumPy order; ``start``/``end`` index the grid
-        downsampled by ``factors`` (end exclusive).  Raises :class:`InvalidRequest` for a box or
+        downsampled by ``factors`` (end exclusive).  Spatial axes are averaged (images) or take the
+        most frequent label (segmentations); a non-spatial axis the client downsamples takes every
+        factor-th entry, never a mix of time points.  Raises :class:`InvalidRequest` for a box or
         factor vector outside what the volume allows.
         """
         rank = self.rank
@@ -224,8 +260,9 @@ class ArraySource:
             raise InvalidRequest(f"expected {rank} values for factors, start and end")
         if any(f < 1 for f in factors):
             raise InvalidRequest(f"downsampling factors must be >= 1, got {list(factors)}")
-        if rank == 4 and factors[0] != 1:
-            raise InvalidRequest("the channel axis cannot be downsampled")
+        for i in self.space.channel_indices:
+            if factors[i] != 1:
+                raise InvalidRequest(f"the channel axis {self.space.names[i]!r} cannot be downsampled")
         if math.prod(factors) > self.max_downsampling:
             raise InvalidRequest(
                 f"downsampling factors {list(factors)} exceed maxDownsampling {self.max_downsampling}"
@@ -239,16 +276,26 @@ class ArraySource:
                 )
         if math.prod(e - s for s, e in zip(start, end)) > MAX_CHUNK_VOXELS:
             raise InvalidRequest(f"chunk larger than {MAX_CHUNK_VOXELS} voxels")
+        spatial = set(self.space.spatial_indices)
+        # Non-spatial axes are sampled, never reduced: read every factor-th entry.
+        steps = [1 if i in spatial else int(f) for i, f in enumerate(factors)]
+        reduce = [int(f) if i in spatial else 1 for i, f in enumerate(factors)]
         # The coarsest pyramid level whose factors divide the request; the rest is computed.
         level, level_factors = max(
-            ((i, f) for i, (_, f) in enumerate(self.levels) if all(r % g == 0 for r, g in zip(factors, f))),
+            ((i, f) for i, (_, f) in enumerate(self.levels) if all(r % g == 0 for r, g in zip(reduce, f))),
             key=lambda item: math.prod(item[1]),
         )
-        rest = [f // g for f, g in zip(factors, level_factors)]
-        level_shape = _served_shape(self.levels[level][0], self._expand)
-        box = tuple(slice(s * r, min(e * r, n)) for s, e, r, n in zip(start, end, rest, level_shape))
+        rest = [f // g for f, g in zip(reduce, level_factors)]
+        level_shape = self._served_shape(self.levels[level][0])
+        box = tuple(
+            slice(s * r * k, min(e * r * k, n), k if k > 1 else None)
+            for s, e, r, k, n in zip(start, end, rest, steps, level_shape)
+        )
         region = self.read(box, level)
-        wanted = [min(e * r, -(-n // g)) - s * r for s, e, r, g, n in zip(start, end, rest, level_factors, self.shape)]
+        wanted = [
+            e - s if k > 1 else min(e * r, -(-n // g)) - s * r
+            for s, e, r, g, k, n in zip(start, end, rest, level_factors, steps, self.shape)
+        ]
         if list(region.shape) != wanted:
             # A level a voxel short of ceil(shape / factors) at the far edge: repeat its last voxel.
             region = np.pad(region, [(0, w - h) for w, h in zip(wanted, region.shape)], mode="edge")
@@ -256,45 +303,65 @@ class ArraySource:
             return np.ascontiguousarray(region)
         return downsample(region, rest, mode=self.kind == "segmentation")
 
+    def _served_shape(self, array: Any) -> tuple[int, ...]:
+        shape = tuple(int(n) for n in array.shape)
+        return shape if self._inserted is None else shape[: self._inserted] + (1,) + shape[self._inserted :]
+
+    def _level_factors(self, level: Any, index: int) -> tuple[int, ...]:
+        """Integer factors of a pyramid level: its shape must be floor or ceil of ``shape / factors``,
+        and only spatial axes may shrink."""
+        shape = self.shape
+        level_shape = self._served_shape(level)
+        if len(level_shape) != len(shape):
+            raise InvalidArray(f"pyramid level {index} has shape {level_shape}, unlike level 0's rank")
+        factors = []
+        for n, m in zip(shape, level_shape):
+            f = max(1, round(n / m))
+            if m < 1 or m not in (n // f, -(-n // f)):
+                raise InvalidArray(
+                    f"pyramid level {index} has shape {level_shape}: each axis must be level 0's {shape} "
+                    "divided by an integer factor (rounded down or up)"
+                )
+            factors.append(f)
+        spatial = set(self.space.spatial_indices)
+        for i, f in enumerate(factors):
+            if f != 1 and i not in spatial:
+                raise InvalidArray(
+                    f"pyramid level {index} shrinks axis {self.space.names[i]!r}: levels must keep every "
+                    "channel and time point"
+                )
+        return tuple(factors)
+
 
 def downsample(
     region: np.ndarray[Any, Any], factors: Sequence[int], *, mode: bool
 ) -> np.ndarray[Any, Any]:
-    """Downsample a 3-D or 4-D array by integer ``factors`` (mean, or most frequent value if ``mode``).
+    """Downsample an array by integer ``factors`` (mean, or most frequent value if ``mode``).
 
-    Edge blocks that the factors do not divide evenly are reduced over the voxels they have.
+    Edge blocks that the factors do not divide evenly are reduced over the voxels they have.  Any
+    rank; at most three axes may have a factor above 1 at once beyond rank 4.
     """
+    factors = tuple(int(f) for f in factors)
     rank = region.ndim
+    if rank > 4:
+        moving = [i for i, f in enumerate(factors) if f > 1]
+        if len(moving) > 3:
+            raise InvalidRequest(f"at most three axes can be downsampled at once, got factors {list(factors)}")
+        keep = [i for i in range(rank) if i not in moving]
+        order = keep + moving
+        kept_shape = [region.shape[i] for i in keep]
+        moved = np.ascontiguousarray(region.transpose(order)).reshape(
+            (math.prod(kept_shape),) + (1,) * (3 - len(moving)) + tuple(region.shape[i] for i in moving)
+        )
+        reduced = downsample(moved, (1,) * (4 - len(moving)) + tuple(factors[i] for i in moving), mode=mode)
+        out_nd = reduced.reshape(kept_shape + [-(-region.shape[i] // factors[i]) for i in moving])
+        return np.ascontiguousarray(out_nd.transpose(np.argsort(order)))
     shape4 = (1,) * (4 - rank) + region.shape
-    factors4 = (1,) * (4 - rank) + tuple(int(f) for f in factors)
+    factors4 = (1,) * (4 - rank) + factors
     out = np.empty(tuple(-(-n // f) for n, f in zip(shape4, factors4)), dtype=region.dtype)
     kernel = _native.downsample_mode if mode else _native.downsample_mean
     kernel(region.reshape(shape4), factors4, out)
     return out.reshape(out.shape[4 - rank :])
-
-
-def _served_shape(array: Any, expand: bool) -> tuple[int, ...]:
-    shape = tuple(int(n) for n in array.shape)
-    return (1, *shape) if expand else shape
-
-
-def _level_factors(shape: tuple[int, ...], level: Any, expand: bool, index: int) -> tuple[int, ...]:
-    """Integer factors of a pyramid level: its shape must be floor or ceil of ``shape / factors``."""
-    level_shape = _served_shape(level, expand)
-    if len(level_shape) != len(shape):
-        raise InvalidArray(f"pyramid level {index} has shape {level_shape}, unlike level 0's rank")
-    factors = []
-    for n, m in zip(shape, level_shape):
-        f = max(1, round(n / m))
-        if m < 1 or m not in (n // f, -(-n // f)):
-            raise InvalidArray(
-                f"pyramid level {index} has shape {level_shape}: each axis must be level 0's {shape} "
-                "divided by an integer factor (rounded down or up)"
-            )
-        factors.append(f)
-    if len(shape) == 4 and factors[0] != 1:
-        raise InvalidArray("pyramid levels must keep every channel")
-    return tuple(factors)
 
 
 def _lossy(before: np.ndarray[Any, Any], after: np.ndarray[Any, Any]) -> bool:
@@ -304,14 +371,3 @@ def _lossy(before: np.ndarray[Any, Any], after: np.ndarray[Any, Any]) -> bool:
     if before.dtype.kind in "iu" and after.dtype.kind in "iu":
         return bool(before.size) and bool(before.min() < 0 <= after.min() or before.max() > np.iinfo(after.dtype).max)
     return False
-
-
-def xyz(values: Sequence[float], what: str) -> tuple[float, float, float]:
-    """Three finite numbers ``(x, y, z)``; :class:`InvalidArray` naming ``what`` otherwise."""
-    try:
-        x, y, z = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise InvalidArray(f"{what} must be three numbers (x, y, z), got {values!r}") from None
-    if not all(math.isfinite(v) for v in (x, y, z)):
-        raise InvalidArray(f"{what} must be finite, got {tuple(values)}")
-    return (x, y, z)

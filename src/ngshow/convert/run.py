@@ -102,7 +102,8 @@ def _write_documents(plan: Plan, store: Store) -> None:
         store.put("info", plan.info_json.encode())
     store.put("provenance", plan.provenance_json.encode())
     if plan.mesh_dir is not None:
-        store.put(f"{plan.mesh_dir}/info", b'{"@type":"neuroglancer_legacy_mesh"}')
+        doc = plan.mesh_info_json or '{"@type":"neuroglancer_legacy_mesh"}'
+        store.put(f"{plan.mesh_dir}/info", doc.encode())
     if plan.segment_properties_json is not None:
         store.put(f"{SEGMENT_PROPERTIES_DIR}/info", plan.segment_properties_json.encode())
 

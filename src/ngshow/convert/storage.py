@@ -179,14 +179,17 @@ class Store:
             raise FileNotFoundError(self.path(key))
         return int(info["size"])
 
-    def get_range(self, key: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of ``key``; FileNotFoundError if it does not exist."""
+    def get_range(self, key: str, start: int, end: int) -> bytes | None:
+        """Bytes ``[start, end)`` at ``key`` (fewer past its end), or None if it does not exist."""
         fs = self._open()
-        if self._local:
-            with open(self.path(key), "rb") as f:
-                f.seek(start)
-                return f.read(max(0, end - start))
-        return self._retrying("read", key, lambda: bytes(fs.cat_file(self.path(key), start=start, end=end)))
+        try:
+            if self._local:
+                with open(self.path(key), "rb") as f:
+                    f.seek(start)
+                    return f.read(max(0, end - start))
+            return self._retrying("read", key, lambda: bytes(fs.cat_file(self.path(key), start=start, end=end)))
+        except FileNotFoundError:
+            return None
 
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` at ``key`` atomically (replacing what was there)."""
