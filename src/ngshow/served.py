@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .encodings import Body
 from .state import SyncedDocument
+
+if TYPE_CHECKING:
+    from .convert.storage import Store
 
 __all__ = ["ServedViewer", "ServedVolume"]
 
@@ -80,4 +83,8 @@ class ServedViewer(Protocol):
 
     def dataset_file(self, token: str, path: str) -> Path:
         """A file of a local precomputed dataset the viewer shows; :class:`~ngshow.errors.NotFound` otherwise."""
+        ...
+
+    def remote_dataset(self, token: str) -> Store | None:
+        """The object store of an ``s3://``/``gs://`` dataset the viewer serves, or None."""
         ...

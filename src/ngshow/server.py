@@ -27,6 +27,7 @@ from .static import StaticFiles, content_type, default_static_dir
 from .tokens import find
 
 if TYPE_CHECKING:
+    from .convert.storage import Store
     from .served import ServedViewer, ServedVolume
 
 __all__ = ["Server"]
@@ -52,6 +53,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+_TOKEN_ROUTES = {"v", "events", "state", "action", "credentials", "data"}
+
+
+def redacted(path: str) -> str:
+    """``path`` with its secrets (viewer, dataset and volume tokens) replaced, for logs."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] in _TOKEN_ROUTES:
+        parts[2] = "<token>"
+        if parts[1] == "data" and len(parts) > 3:
+            parts[3] = "<dataset>"
+    elif len(parts) > 3 and parts[1] == "neuroglancer":
+        parts[3] = "<key>"
+    return "/".join(parts)
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -236,10 +252,10 @@ class Server:
             raise
         except NgshowError as e:
             status = http_status(e)
-            logger.debug("%s %s -> %d: %s", request.method, request.path, status, e)
+            logger.debug("%s %s -> %d: %s", request.method, redacted(request.path), status, e)
             return web.Response(status=status, text=f"{e}\n" if status != 412 else "", headers=NO_STORE)
         except Exception:
-            logger.exception("internal error serving %s %s", request.method, request.path)
+            logger.exception("internal error serving %s %s", request.method, redacted(request.path))
             return web.Response(status=500, text="internal error (see the Python log)\n")
 
     @web.middleware
@@ -369,8 +385,45 @@ class Server:
 
     async def _dataset_file(self, request: web.Request) -> web.StreamResponse:
         viewer = self.viewer(request.match_info["token"])
+        remote = viewer.remote_dataset(request.match_info["dataset"])
+        if remote is not None:
+            return await self._object(request, remote, request.match_info["path"])
         path = viewer.dataset_file(request.match_info["dataset"], request.match_info["path"])
+        # FileResponse answers Range requests, and 416 for a range outside the file.
         return web.FileResponse(path, headers={"Cache-Control": "no-cache", "Content-Type": "application/octet-stream"})
+
+    async def _object(self, request: web.Request, store: Store, key: str) -> web.StreamResponse:
+        """An object of an ``s3://``/``gs://`` dataset, read with this machine's credentials."""
+        if any(part in ("", ".", "..") for part in key.split("/")):
+            raise NotFound(f"no such file: {key!r}")
+        headers = {"Cache-Control": "no-cache", "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        try:
+            if "Range" not in request.headers:
+                body = await self._in_pool(store.get, key)
+                if body is None:
+                    raise FileNotFoundError(key)
+                return web.Response(body=body, headers=headers)
+            try:
+                wanted = request.http_range
+            except ValueError:
+                raise InvalidRequest(f"malformed Range header {request.headers['Range']!r}") from None
+            size = await self._in_pool(store.size, key)
+            start, stop = wanted.start, wanted.stop
+            if start is None:
+                start = 0
+            elif start < 0:  # a suffix: the last -start bytes
+                start = max(0, size + start)
+            stop = size if stop is None else min(stop, size)
+            if start >= size or start >= stop:
+                return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+            body = await self._in_pool(store.get_range, key, start, stop)
+            if body is None:
+                raise FileNotFoundError(key)
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {key!r}") from None
+        return web.Response(
+            status=206, body=body, headers={**headers, "Content-Range": f"bytes {start}-{stop - 1}/{size}"}
+        )
 
     async def _live_file(self, request: web.Request) -> web.StreamResponse:
         # Any generation is answered with the layer's current data; the generation in the URL only
