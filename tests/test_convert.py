@@ -517,7 +517,7 @@ def test_cli_segment_properties_round_trip(
     assert cli_main(["validate", str(out)]) == 0
     capsys.readouterr()
     (tmp_path / "bad.json").write_text(json.dumps({"ids": [1, 2], "label": ["a"]}))
-    assert cli_main([*args, "--segment-properties", str(tmp_path / "bad.json")]) == 1
+    assert cli_main([*args, "--segment-properties", str(tmp_path / "bad.json")]) == 2
     assert "has 1 values for 2 ids" in capsys.readouterr().err
-    assert cli_main([*args, "--segment-properties", str(tmp_path / "nowhere.json")]) == 1
+    assert cli_main([*args, "--segment-properties", str(tmp_path / "nowhere.json")]) == 2
     assert "cannot read segment properties" in capsys.readouterr().err

@@ -19,12 +19,15 @@ from .errors import (
     LocalDataWarning,
     NgshowError,
     NotFound,
+    ValuesClippedWarning,
     ViewerClosed,
 )
 from .layers import Layer
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
-from .runtime import set_public_url, set_server_bind_address, set_static_content_source, use_jupyter_server_proxy
+from .runtime import (
+    serve_forever, set_public_url, set_server_bind_address, set_static_content_source, use_jupyter_server_proxy,
+)
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
 from .sharing import load_state, parse_url, save_state, to_url
@@ -47,6 +50,7 @@ __all__ = [
     "NotFound",
     "ScreenshotUnavailable",
     "Viewer",
+    "ValuesClippedWarning",
     "ViewerClosed",
     "ViewerState",
     "load_state",
@@ -55,6 +59,7 @@ __all__ = [
     "parse_url",
     "save_state",
     "screenshot",
+    "serve_forever",
     "set_public_url",
     "set_server_bind_address",
     "set_static_content_source",

@@ -103,8 +103,8 @@ def mesh_command(argv: Sequence[str]) -> int:
             meshes = mesh_all(opened.data, voxel_size=args.voxel_size, simplify=simplify)
         else:
             meshes = {i: mesh(opened.data, i, voxel_size=args.voxel_size, simplify=simplify) for i in args.ids}
-    except (NgshowError, OSError) as e:
-        print(f"ngshow mesh: error: {e}", file=sys.stderr)
+    except (NgshowError, OSError, ValueError) as e:
+        print(f"ngshow: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from .errors import AxesGuessWarning, InvalidArray
+from .errors import AxesGuessWarning, InvalidArray, warn_user
 
 __all__ = ["Axis", "AxisKind", "CoordinateSpace", "parse_unit", "default_axes", "kind_of", "to_base", "xyz", "MAX_RANK"]
 
@@ -136,11 +135,10 @@ def default_axes(shape: Sequence[int]) -> tuple[str, ...]:
     if rank == 4:
         if shape[0] <= 4:
             return ("c", "z", "y", "x")
-        warnings.warn(
+        warn_user(
             f"a 4-D array of shape {tuple(shape)}: its first axis has {shape[0]} entries, too many for "
             "channels, so ngshow shows it as time (axes='tzyx'); pass axes= to say what the axes are",
             AxesGuessWarning,
-            stacklevel=4,
         )
         return ("t", "z", "y", "x")
     if rank == 5:

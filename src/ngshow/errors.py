@@ -6,6 +6,10 @@ catch either.  :func:`http_status` is the one place that maps them to HTTP statu
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 __all__ = [
     "NgshowError",
     "InvalidArray",
@@ -18,7 +22,9 @@ __all__ = [
     "DtypeConversionWarning",
     "LocalDataWarning",
     "AxesGuessWarning",
+    "ValuesClippedWarning",
     "http_status",
+    "warn_user",
 ]
 
 
@@ -67,6 +73,31 @@ class DtypeConversionWarning(UserWarning):
 
 class AxesGuessWarning(UserWarning):
     """ngshow guessed what an array's axes are (pass ``axes=`` to say)."""
+
+
+class ValuesClippedWarning(DtypeConversionWarning):
+    """Values of an array did not fit the dtype it is served or written as (clipped or wrapped)."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointing at the first caller outside ngshow (the user's line).
+
+    Called from a thread of ngshow's own (serving chunks), there is no user frame; if the warning
+    filters turn the warning into an error there, it is logged instead, so serving goes on.
+    """
+    level, frame = 2, sys._getframe(1)
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    try:
+        warnings.warn(message, category, stacklevel=level)
+    except Warning:
+        import logging
+
+        logging.getLogger("ngshow").warning("%s: %s", category.__name__, message)
 
 
 _STATUS: list[tuple[type[BaseException], int]] = [

@@ -5,10 +5,12 @@ Kept apart from :mod:`ngshow.server` so ``import ngshow`` does not pay for impor
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "get_server",
+    "serve_forever",
     "stop",
     "set_server_bind_address",
     "set_static_content_source",
@@ -47,6 +50,7 @@ def get_server() -> Server:
 
             _server = Server(*_bind, static_url=_static_url)
             logger.info("ngshow server listening on %s", _server.base_url)
+            _register_exit_hint()
         return _server
 
 
@@ -57,6 +61,40 @@ def stop() -> None:
         server, _server = _server, None
     if server is not None:
         server.stop()
+
+
+def serve_forever() -> None:
+    """Keep serving every viewer until :func:`stop` is called (from a callback, another thread) or
+    Ctrl-C, which stops the server cleanly.  End a script with it to keep its viewers open."""
+    try:
+        while _server is not None:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        stop()
+
+
+_hint_registered = False
+
+
+def _register_exit_hint() -> None:
+    global _hint_registered
+    if not _hint_registered:
+        _hint_registered = True
+        atexit.register(_exit_hint)
+
+
+def _exit_hint() -> None:
+    """At interpreter exit, say why open viewers stop working (a plain script just ended)."""
+    server = _server
+    if server is None or sys.flags.interactive or hasattr(sys, "ps1") or "ipykernel" in sys.modules:
+        return
+    count = server.viewer_count()
+    if count:
+        viewers = "its viewer stops" if count == 1 else f"its {count} viewers stop"
+        sys.stderr.write(
+            f"ngshow: the script ended, so {viewers} too; end it with viewer.wait() or "
+            "ngshow.serve_forever() to keep serving until Ctrl-C\n"
+        )
 
 
 def set_server_bind_address(host: str = "127.0.0.1", port: int = 0) -> None:

@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 HEARTBEAT_SECONDS = 15.0
+#: How often an idle event stream checks that its browser tab is still there.
+GONE_POLL_SECONDS = 0.25
+#: Event streams (open tabs) one viewer accepts at once; more get 429, so a flood of /events
+#: connections cannot tie up the server.
+MAX_EVENT_STREAMS = 32
 MAX_BODY_BYTES = 1 << 30  # screenshots can be tens of MB (PROTOCOL.md §2.7)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -145,6 +150,11 @@ class Server:
         self._sock.close()
 
     # -- registry ----------------------------------------------------------------------------------
+
+    def viewer_count(self) -> int:
+        """How many viewers are open."""
+        with self._lock:
+            return len(self._viewers)
 
     def register(self, viewer: Viewer) -> None:
         with self._lock:
@@ -264,14 +274,19 @@ class Server:
             raise InvalidRequest("missing client id (query parameter c)")
         # Only keys with a g<key> parameter are watched (a page opened with a #state URL omits gs).
         last = {k: request.query[f"g{k}"] for k in viewer.documents if f"g{k}" in request.query}
+        if len(viewer._watchers) >= MAX_EVENT_STREAMS:
+            return web.Response(
+                status=429, text=f"too many open event streams for this viewer (at most {MAX_EVENT_STREAMS})\n",
+                headers={**NO_STORE, "Retry-After": "5"},
+            )
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
-        await response.prepare(request)
         event = asyncio.Event()
-        viewer._watchers.add(event)
+        viewer._watchers.add(event)  # counted before the first await, so the cap holds in a burst
         colab, start = runtime.in_colab(), dict(last)
         try:
+            await response.prepare(request)
             while not self._closing and not viewer.closed:
                 event.clear()
                 for key, previous in last.items():
@@ -283,15 +298,31 @@ class Server:
                     last[key] = generation
                 if colab and any(last[k] != start[k] for k in last):
                     break  # Colab's proxy holds a response until it ends; the client reconnects at once
-                try:
-                    await asyncio.wait_for(event.wait(), HEARTBEAT_SECONDS)
-                except asyncio.TimeoutError:
-                    await response.write(b": heartbeat\n\n")
+                if not await self._woken_or_gone(event, request, response):
+                    break  # the tab closed: stop counting it in connected_clients() at once
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             viewer._watchers.discard(event)
         return response
+
+    async def _woken_or_gone(self, event: asyncio.Event, request: web.Request, response: web.StreamResponse) -> bool:
+        """Wait for ``event`` (True), with a heartbeat every ``HEARTBEAT_SECONDS``; False once the
+        client has disconnected (noticed within ``GONE_POLL_SECONDS``)."""
+        idle = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(event.wait(), GONE_POLL_SECONDS)
+                return True
+            except asyncio.TimeoutError:
+                pass
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return False
+            idle += GONE_POLL_SECONDS
+            if idle >= HEARTBEAT_SECONDS:
+                idle = 0.0
+                await response.write(b": heartbeat\n\n")
 
     async def _post_state(self, request: web.Request) -> web.StreamResponse:
         viewer = self.viewer(request.match_info["token"])

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -563,6 +564,22 @@ class Viewer:
 
         source = keyframes if isinstance(keyframes, (str, os.PathLike)) else list(keyframes)
         return movie.record(self, source, path, fps=fps, size=size, progress=progress)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Keep serving until this viewer is closed (or ``timeout`` seconds pass); True if closed.
+
+        End a script with it so the viewer outlives the script's last line.  Ctrl-C closes the
+        viewer and returns (no traceback).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self.closed:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.close()
+        return True
 
     def connected_clients(self) -> int:
         """How many browser tabs are connected to this viewer right now."""

@@ -98,7 +98,7 @@ def _executor(spec: str, workers: int | None) -> Iterator[Executor | None]:
         with Client(spec) as client:  # type: ignore[no-untyped-call]
             yield client.get_executor(pure=False)
     else:
-        raise SystemExit(f"ngshow convert: --executor must be processes, threads or tcp://..., got {spec!r}")
+        raise ValueError(f"--executor must be processes, threads or tcp://..., got {spec!r}")
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -129,9 +129,9 @@ def run_convert(args: argparse.Namespace) -> int:
         )
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)
-    except NgshowError as e:
-        print(f"ngshow convert: {e}", file=sys.stderr)
-        return 1
+    except (NgshowError, OSError, ValueError) as e:  # bad input: one line, no traceback
+        print(f"ngshow: error: {e}", file=sys.stderr)
+        return 2
     for s in report.stages:
         done = f" ({s.skipped_tasks} already done)" if s.skipped_tasks else ""
         mb = (s.bytes_in + s.bytes_out) / 1e6
