@@ -171,3 +171,18 @@ def test_annotation_layer_alone_opens_at_its_annotations() -> None:
         assert state["crossSectionScale"] == pytest.approx(61 / FIT_PIXELS)
     finally:
         viewer.close()
+
+
+def test_a_layer_with_a_new_dimension_joins_the_space_and_the_position() -> None:
+    viewer = ngshow.Viewer()
+    try:
+        viewer.add(np.zeros((4, 8, 16), np.uint8), name="fine", voxel_size=(4, 4, 40))
+        with viewer.txn() as s:
+            s.position = [1.5, 2.5, 3.5]
+        viewer.add(np.zeros((5, 4, 8, 16), np.uint8), name="movie", axes="tzyx", scale=(2, 40, 4, 4),
+                   units=("s", "nm", "nm", "nm"))
+        state = viewer.state
+        assert list(state.dimensions) == ["x", "y", "z", "t"] and state.dimensions["t"] == [2.0, "s"]
+        assert state.position == [1.5, 2.5, 3.5, 2.5]  # kept, and t at the movie's middle frame
+    finally:
+        viewer.close()

@@ -692,16 +692,18 @@ def fill_view_defaults(state: JSON, boxes: Sequence[Box]) -> None:
     """
     if not boxes:
         return
-    if "dimensions" not in state:
-        merged: dict[str, list[Any]] = {}
-        for box in boxes:
-            for name, value in box.dimensions.items():
-                if not name.endswith(("^", "'")) and name not in merged:
-                    merged[name] = [float(value[0]), str(value[1])]
-        if not merged:
-            return
-        state["dimensions"] = merged
-    dimensions: dict[str, Any] = state["dimensions"]
+    merged: dict[str, list[Any]] = {}
+    for box in boxes:
+        for name, value in box.dimensions.items():
+            if not name.endswith(("^", "'")) and name not in merged:
+                merged[name] = [float(value[0]), str(value[1])]
+    dimensions: dict[str, Any] = state.get("dimensions") or {}
+    added = [name for name in merged if name not in dimensions]
+    if not dimensions and not added:
+        return
+    # Like the client, a layer's new dimension joins the global space (and the position, at its centre).
+    old_rank = len(dimensions)
+    dimensions = state["dimensions"] = {**dimensions, **{name: merged[name] for name in added}}
     names = list(dimensions)
     lower = [math.inf] * len(names)
     upper = [-math.inf] * len(names)
@@ -713,12 +715,12 @@ def fill_view_defaults(state: JSON, boxes: Sequence[Box]) -> None:
                 lower[i] = min(lower[i], float(box.lower[axis]) * factor)
                 upper[i] = max(upper[i], float(box.upper[axis]) * factor)
     known = [i for i in range(len(names)) if math.isfinite(lower[i])]
+    # The client's own default: the centre, snapped to a voxel centre.
+    centre = [math.floor((lower[i] + upper[i]) / 2) + 0.5 if i in known else 0.5 for i in range(len(names))]
     if "position" not in state:
-        # The client's own default: the centre, snapped to a voxel centre.
-        state["position"] = [
-            math.floor((lower[i] + upper[i]) / 2) + 0.5 if math.isfinite(lower[i]) else 0.5
-            for i in range(len(names))
-        ]
+        state["position"] = centre
+    elif added and len(state["position"]) == old_rank:
+        state["position"] = [*state["position"], *centre[old_rank:]]
     shown = [i for i in range(len(names)) if names[i] in state.get("displayDimensions", names[:3])]
     shown = [i for i in shown if i in known]
     if not shown:
