@@ -12,6 +12,7 @@ import ngshow
 from ngshow.errors import InvalidState
 from ngshow.state import (
     FIT_PIXELS,
+    PROJECTION_MARGIN,
     AnnotationLayerState,
     ImageLayerState,
     LayerState,
@@ -150,7 +151,8 @@ def test_python_state_fits_the_layers_before_any_tab_opens(tmp_path: object) -> 
         assert state["dimensions"] == {"x": [4e-9, "m"], "y": [4e-9, "m"], "z": [4e-8, "m"]}
         assert state["position"] == [200.5, 32.5, 5.5]
         assert state["crossSectionScale"] == pytest.approx(200 / FIT_PIXELS)
-        assert state["projectionScale"] == pytest.approx(200)  # x is longest: z is 10 x 40 nm = 100 canonical
+        # x is longest (z is 10 x 40 nm = 100 canonical voxels), with a margin for perspective.
+        assert state["projectionScale"] == pytest.approx(200 * PROJECTION_MARGIN)
         # A zoom set before any tab opens is kept, and means canonical voxels from the start.
         with viewer.txn() as s:
             s.cross_section_scale = 0.5

@@ -26,6 +26,7 @@ __all__ = [
     "AnnotationLayerState",
     "Box",
     "FIT_PIXELS",
+    "PROJECTION_MARGIN",
     "ImageLayerState",
     "LayerState",
     "Layers",
@@ -645,6 +646,10 @@ class Box:
 #: 1024x768 window is about 500x370 pixels).
 FIT_PIXELS = 320
 
+#: The 3-D view's height over the data's longest side in a default view (the client rounds the side up
+#: to a power of two, so its framing jumps between about 50% and 100%).
+PROJECTION_MARGIN = 1.5
+
 
 def annotation_box(entry: JSON) -> Box | None:
     """The box around a ``local://annotations`` layer's annotations, if it has any and says its units."""
@@ -729,4 +734,5 @@ def fill_view_defaults(state: JSON, boxes: Sequence[Box]) -> None:
     extent = max((upper[i] - lower[i]) * float(dimensions[names[i]][0]) / canonical for i in shown)
     if extent > 0:
         state.setdefault("crossSectionScale", extent / FIT_PIXELS)
-        state.setdefault("projectionScale", extent)
+        # In perspective the near faces look bigger: a margin keeps the whole box in the 3-D panel.
+        state.setdefault("projectionScale", extent * PROJECTION_MARGIN)

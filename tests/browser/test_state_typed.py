@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import ngshow
 
@@ -125,3 +128,22 @@ def test_view_set_before_a_tab_opens_equals_the_same_view_set_with_one(
     magenta = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] > 200)
     assert magenta.sum() > 200, "the box is not in view"
     assert page.problems.all() == [] and second_page.problems.all() == []
+
+
+def test_a_precomputed_dataset_opens_framed_in_3d(viewer: ngshow.Viewer, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ngshow import convert
+
+    # 40 voxels: the client's own default zoom (rounded up to 64) would leave the box at 73% of the panel.
+    plan = convert.plan(np.full((20, 40, 40), 200, np.uint8), str(tmp_path / "img"), kind="image",
+                        voxel_size=(8, 8, 8), chunk_size=16)
+    with ThreadPoolExecutor(2) as pool:
+        convert.run(plan, pool, progress=False)
+    viewer.add_precomputed(str(tmp_path / "img"), name="img")
+    with viewer.txn() as s:
+        s.layout = "3d"
+    shot = np.asarray(Image.open(io.BytesIO(viewer.screenshot((400, 400), panels_only=True))).convert("RGB")).astype(int)
+    outline = np.argwhere((shot[..., 0] > 150) & (shot[..., 1] > 150) & (shot[..., 2] < 80))  # the yellow box
+    (top, left), (bottom, right) = outline.min(axis=0), outline.max(axis=0)
+    assert 0 < left < 60 and 340 < right < 399 and 0 < top < 60 and 340 < bottom < 399  # all of it, filling the panel
