@@ -76,8 +76,9 @@ def test_attributes_are_views_over_the_json_and_unknown_keys_round_trip() -> Non
     assert s["segmentColors"] == {str(2**64 - 1): "#00ff00"}
     assert s["equivalences"] == [["1", "2", "3"], ["8", "9"]]  # 2 joined the groups of 1 and 3
     assert j["layers"][2]["annotationColor"] == "#ff00ff"
-    assert j["layout"] == {"type": "row", "children": [{"type": "xy"},
-                                                        {"type": "viewer", "layout": "3d", "layers": ["seg"]}]}
+    assert j["layout"] == {"type": "row", "children": [  # a bare panel in a row shows every layer
+        {"type": "viewer", "layout": "xy", "layers": ["em", "seg", "pts", "m"]},
+        {"type": "viewer", "layout": "3d", "layers": ["seg"]}]}
     assert j["projectionOrientation"] == [0, 0, 0, 1.0]  # normalised
     assert j["selectedLayer"] == {"layer": "seg", "visible": True} and j["layerListPanel"] == {"visible": True}
     assert j["someNewViewerKey"] == [1, 2, 3] and j["layers"][3] == STATE["layers"][3]  # type: ignore[index]
@@ -90,7 +91,8 @@ def test_attributes_are_views_over_the_json_and_unknown_keys_round_trip() -> Non
     assert state.layers["copy"].name == "copy" and state.layers["copy"].opacity == 0.25
     del state.layers["m"]
     assert list(state.layers) == ["em", "seg", "pts", "copy"]
-    assert column_layout("xy", "xz")["children"] == [{"type": "xy"}, {"type": "xz"}]
+    state.layout = column_layout("xy", "xz")
+    assert [c["layers"] for c in state.layout["children"]] == [["em", "seg", "pts", "copy"]] * 2
 
 
 @pytest.mark.parametrize(

@@ -487,26 +487,31 @@ class Layers(MutableMapping[str, LayerState]):
 LAYOUTS = ("xy", "xz", "yz", "3d", "4panel", "4panel-alt", "xy-3d", "xz-3d", "yz-3d")
 
 
-def _layout(value: Any) -> Any:
+def _layout(value: Any, layers: Sequence[str] = (), nested: bool = False) -> Any:
+    """A checked layout.  Inside a row or column the client needs every panel to be a ``viewer`` with
+    its layers, so bare panels there become viewers of ``layers``."""
     if isinstance(value, str):
         if value not in LAYOUTS:
             raise ValueError(f"layout must be one of {list(LAYOUTS)} or a nested layout dict, got {value!r}")
-        return value
+        return {"type": "viewer", "layout": value, "layers": list(layers)} if nested else value
     if isinstance(value, Mapping):
         kind = value.get("type")
         if kind in ("row", "column"):
             children = value.get("children")
             if not isinstance(children, list) or not children:
                 raise ValueError(f"a {kind} layout needs a list of children")
-            return {**value, "type": kind, "children": [_layout(c) for c in children]}
+            return {**value, "type": kind, "children": [_layout(c, layers, True) for c in children]}
         if kind == "viewer" or kind in LAYOUTS:
-            return copy.deepcopy(dict(value))
+            panel = copy.deepcopy(dict(value))
+            if nested and (kind != "viewer" or "layers" not in panel):
+                panel = {**panel, "type": "viewer", "layout": panel.get("layout", kind), "layers": list(layers)}
+            return panel
         raise ValueError(f"a layout dict needs type 'row', 'column', 'viewer' or a panel name, got {kind!r}")
     raise TypeError(f"layout must be a string or a dict, got {type(value).__name__}")
 
 
 def panel_layout(kind: str = "xy", *, layers: Sequence[str] | None = None) -> JSON:
-    """One panel of a nested layout, optionally showing only ``layers``."""
+    """One panel of a nested layout, showing ``layers`` (default: every layer, when the layout is set)."""
     if kind not in LAYOUTS:
         raise InvalidState(f"panel kind must be one of {list(LAYOUTS)}, got {kind!r}")
     if layers is None:
@@ -516,12 +521,21 @@ def panel_layout(kind: str = "xy", *, layers: Sequence[str] | None = None) -> JS
 
 def row_layout(*children: str | JSON) -> JSON:
     """Panels side by side: ``row_layout("xy", panel_layout("3d", layers=["seg"]))``."""
-    return _layout({"type": "row", "children": [_child(c) for c in children]})  # type: ignore[no-any-return]
+    return _stack("row", children)
 
 
 def column_layout(*children: str | JSON) -> JSON:
     """Panels stacked top to bottom."""
-    return _layout({"type": "column", "children": [_child(c) for c in children]})  # type: ignore[no-any-return]
+    return _stack("column", children)
+
+
+def _stack(kind: str, children: Sequence[str | JSON]) -> JSON:
+    layout = {"type": kind, "children": [_child(c) for c in children]}
+    try:
+        _layout(layout)  # checked now; bare panels get their layers when the layout is set
+    except (TypeError, ValueError) as e:
+        raise InvalidState(f"{kind}_layout: {e}") from None
+    return layout
 
 
 def _child(child: str | JSON) -> JSON:
@@ -567,7 +581,6 @@ class ViewerState(_JsonView):
         "e.g. ``{'x': (4, 'nm'), 'y': (4, 'nm'), 'z': (40, 'nm')}``.",
     )
     position = _Field("position", None, _vector(None), "Cursor position, in voxels of ``dimensions``.")
-    layout = _Field("layout", "4panel", _layout, "``'xy'``, ``'4panel'``, ``'3d'``, … or a nested layout dict.")
     cross_section_scale = _Field("crossSectionScale", None, _positive, "2-D zoom: canonical voxels per pixel.")
     cross_section_orientation = _Field(
         "crossSectionOrientation", None, _quaternion, "2-D view rotation, a unit quaternion ``[x, y, z, w]``."
@@ -582,6 +595,19 @@ class ViewerState(_JsonView):
     show_default_annotations = _Field(
         "showDefaultAnnotations", True, _bool, "Draw each volume's bounding box."
     )
+
+    @property
+    def layout(self) -> Any:
+        """``'xy'``, ``'4panel'``, ``'3d'``, … or a nested layout (:func:`row_layout`); panels of a nested
+        layout that name no layers show every layer the state has when it is set."""
+        return self.json.get("layout", "4panel")
+
+    @layout.setter
+    def layout(self, value: Any) -> None:
+        try:
+            self.json["layout"] = _layout(value, self.layer_names())
+        except (TypeError, ValueError) as e:
+            raise InvalidState(f"layout: {e}") from None
 
     @property
     def layers(self) -> Layers:

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import ngshow
+from ngshow.state import panel_layout, row_layout
 
 from .conftest import BrowserPage
 
@@ -90,7 +91,30 @@ def test_every_typed_field_changes_the_picture(page: BrowserPage, viewer: ngshow
     client = page.page.evaluate(
         "() => { const l = window.viewer.layerManager.getLayerByName('seg'); return l.visible; }"
     )
-    assert client is False and page.problems.all() == []
+    assert client is False
+
+    # The view fields: what the page itself reports after Python set them.
+    with viewer.txn() as s:
+        s.layout = row_layout("xy", panel_layout("3d", layers=["seg"]))
+        s.projection_orientation = [0.0, 0.0, 0.3826834, 0.9238795]
+        s.projection_scale = 123.0
+        s.cross_section_orientation = [0.0, 0.3826834, 0.0, 0.9238795]
+        s.show_slices = False
+        s.show_axis_lines = True
+        s.layer_panel = "img"
+        s.layers["img"].blend = "additive"
+        s.layers["img"].shader_controls = {"x": 1}
+    page.page.wait_for_function("() => window.viewer.state.toJSON().layout?.type === 'row'")
+    page.settle()
+    seen = page.page.evaluate("() => JSON.parse(JSON.stringify(window.viewer.state.toJSON()))")
+    assert seen["layout"]["children"][1] == {"type": "viewer", "layout": "3d", "layers": ["seg"]}
+    assert seen["projectionOrientation"] == pytest.approx([0, 0, 0.3826834, 0.9238795], abs=1e-6)
+    assert seen["crossSectionOrientation"] == pytest.approx([0, 0.3826834, 0, 0.9238795], abs=1e-6)
+    assert seen["projectionScale"] == pytest.approx(123.0) and seen["showSlices"] is False
+    assert seen["selectedLayer"] == {"visible": True, "layer": "img"}
+    img = next(layer for layer in seen["layers"] if layer["name"] == "img")
+    assert img["blend"] == "additive" and img["opacity"] == 0.25
+    assert page.problems.all() == []
 
 
 def test_view_set_before_a_tab_opens_equals_the_same_view_set_with_one(
