@@ -66,7 +66,18 @@ def test_readers_say_what_is_wrong(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ngshow", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "ngshow", *args], capture_output=True, text=True, timeout=120)
+
+
+def read_until_url(proc: subprocess.Popen[str]) -> list[str]:
+    """The lines a running ``ngshow`` prints, up to and including its viewer URL."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if re.match(r"http://127\.0\.0\.1:\d+/v/[0-9a-f]{40}/$", line.strip()):
+            break
+    return lines
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -108,13 +119,7 @@ def served(*args: str) -> Iterator[list[str]]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if re.match(r"http://127\.0\.0\.1:\d+/v/[0-9a-f]{40}/$", line.strip()):
-                break
-        yield lines
+        yield read_until_url(proc)
     finally:
         code = interrupt(proc)
     assert code == 0

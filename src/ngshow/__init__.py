@@ -23,10 +23,16 @@ from .errors import (
     ViewerClosed,
 )
 from .layers import Layer
+from .live import Skeleton
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
+from .readers import Opened, open_file as open
 from .runtime import (
-    serve_forever, set_public_url, set_server_bind_address, set_static_content_source, use_jupyter_server_proxy,
+    serve_forever,
+    set_public_url,
+    set_server_bind_address,
+    set_static_content_source,
+    use_jupyter_server_proxy,
 )
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
@@ -48,7 +54,9 @@ __all__ = [
     "MeshService",
     "NgshowError",
     "NotFound",
+    "Opened",
     "ScreenshotUnavailable",
+    "Skeleton",
     "Viewer",
     "ValuesClippedWarning",
     "ViewerClosed",
@@ -58,6 +66,7 @@ __all__ = [
     "mesh_all",
     "parse_url",
     "save_state",
+    "open",
     "screenshot",
     "serve_forever",
     "set_public_url",

@@ -268,7 +268,7 @@ def main(argv: Sequence[str]) -> int:
         opened = [open_array(spec) for spec in args.files]
         viewer = ngshow.Viewer()
         for item in opened:
-            viewer.add(item.data, name=item.name, kind=item.kind,  # type: ignore[arg-type]
+            viewer.add(item.data, name=item.name, kind=item.kind,
                        voxel_size=args.voxel_size or item.voxel_size or (1.0, 1.0, 1.0))
         count = record(viewer, frames, args.output, fps=fps, size=size, progress=not args.no_progress)
     except (NgshowError, OSError, TimeoutError) as e:

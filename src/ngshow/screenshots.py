@@ -137,6 +137,7 @@ def _request_with_state(
     """A PNG and the viewer state the page had when it drew it.
 
     A page can answer before a new ``viewerSize`` has resized its canvas; such answers are asked again.
+    ``in_open_tab``: give up (:class:`_TabsClosed`) as soon as the last tab closes.
     """
     for _ in range(10):
         png, state, drawn = _request_once(viewer, size, timeout, in_open_tab)
@@ -146,7 +147,7 @@ def _request_with_state(
 
 
 def _request_once(
-    viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool
+    viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False
 ) -> tuple[bytes, dict[str, Any] | None, tuple[int, int] | None]:
     screenshot_id = new_token()
     pending = _Pending()

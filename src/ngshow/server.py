@@ -120,6 +120,7 @@ class Server:
         app.router.add_post("/action/{token}", self._post_action)
         app.router.add_post("/credentials/{token}", self._credentials)
         app.router.add_get("/data/{token}/{dataset}/{path:.+}", self._dataset_file)
+        app.router.add_get("/precomputed/{key}/{generation}/{path:.+}", self._live_file)
         app.router.add_get("/neuroglancer/info/{key}", self._info)
         app.router.add_get("/neuroglancer/mesh/{key}/{object_id}", self._mesh)
         app.router.add_get("/neuroglancer/{encoding}/{key}/{scale}/{start}/{end}", self._chunk)
@@ -355,6 +356,13 @@ class Server:
         viewer = self.viewer(request.match_info["token"])
         path = viewer.dataset_file(request.match_info["dataset"], request.match_info["path"])
         return web.FileResponse(path, headers={"Cache-Control": "no-cache", "Content-Type": "application/octet-stream"})
+
+    async def _live_file(self, request: web.Request) -> web.StreamResponse:
+        # Any generation is answered with the layer's current data; the generation in the URL only
+        # makes the client, which keys precomputed sources by URL, forget what it had.
+        layer = self.layer(request.match_info["key"])
+        body, content_type = await self._in_pool(layer.live_file, request.match_info["path"])
+        return web.Response(body=body, content_type=content_type, headers=NO_STORE)
 
     async def _info(self, request: web.Request) -> web.StreamResponse:
         layer = self.layer(request.match_info["key"])

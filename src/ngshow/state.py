@@ -655,6 +655,19 @@ class ViewerState(_JsonView):
         entry = self.layers[layer]
         entry.json["segments"] = [str(int(i)) for i in sorted(ids)]
 
+    def annotations(self, layer: str) -> Any:
+        """The annotations of a local annotation layer as a pandas DataFrame, with what the user drew
+        or edited in the browser (see :func:`ngshow.annotations.annotations_frame` for the columns)."""
+        from .annotations import annotations_frame
+
+        try:
+            target = self.layers[layer].json
+        except KeyError:
+            raise KeyError(f"no layer named {layer!r}; layers: {self.layer_names()}") from None
+        if target.get("type") != "annotation" and "annotations" not in target:
+            raise KeyError(f"layer {layer!r} is not an annotation layer")
+        return annotations_frame(target)
+
 
 # -- default views -------------------------------------------------------------------------------
 

@@ -19,17 +19,19 @@ from typing import Any
 
 from . import figures, runtime, screenshots, sharing
 from .actions import VIEWS, Actions
-from .annotations import AnnotationKind, annotation_layer
 from .adapters import as_array, space_hints
+from .annotations import GEOMETRY_ARGUMENTS, AnnotationKind, annotation_table, colour_shader, local_layer_json
 from .coords import CoordinateSpace
 from .encodings import Body
 from .errors import InvalidArray, LocalDataWarning, NotFound, ViewerClosed
-from .layers import Layer, guess_kind
+from .layers import Layer, ServeAs, guess_kind
+from .live import SkeletonSource
 from .lru import ByteLRU
+from .readers import Opened
 from .sources import Kind, require_array_like
 from .state import (
     Box, SyncedDocument, ViewerState, annotation_box, fill_view_defaults, precomputed_box,
-    source_urls, volume_box,
+    source_urls,
 )
 from .tokens import find, new_token
 
@@ -147,6 +149,9 @@ class Viewer:
         jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
+        serve_as: ServeAs = "auto",
+        segment_properties: Any = None,
+        skeletons: SkeletonSource | None = None,
     ) -> Layer:
         """Show an array as a layer; returns its :class:`~ngshow.layers.Layer` handle.
 
@@ -154,8 +159,9 @@ class Viewer:
         ----------
         data
             An array of any rank from 2 to 32: NumPy, memmap, h5py, zarr, dask, TensorStore or an
-            xarray DataArray (its dims, coordinates and units are used).  Only the chunks the
-            browser asks for are read.
+            xarray DataArray (its dims, coordinates and units are used); a list of arrays, finest
+            first, as a pyramid; or a file opened with :func:`ngshow.open` (its levels, space,
+            shader and label images).  Only the chunks the browser asks for are read.
         name
             Layer name; a layer of the same name is replaced.  Default: ``"image"``/``"segmentation"``.
         kind
@@ -186,6 +192,18 @@ class Viewer:
             A Neuroglancer shader (images); default grey, or RGB for 2-3 channels.
         max_downsampling
             Largest product of downsampling factors the browser may ask for.
+        serve_as
+            ``"precomputed"``: a live precomputed dataset (3-D ``zyx`` arrays; segmentations as
+            ``compressed_segmentation``, which the client draws fastest, with meshes, segment
+            properties and skeletons); ``"python"``: the client's ``python://`` source (any rank);
+            ``"auto"`` (default): precomputed for 3-D segmentations of unsigned labels, else python.
+        segment_properties
+            Segmentations: a pandas DataFrame indexed by segment id (or a mapping of columns with
+            ``ids``): ``label``, ``description``, number columns (the client filters and sorts by
+            them), string columns, and one column of tag lists.
+        skeletons
+            Segmentations: ``{id: Skeleton}`` or a callback ``id -> Skeleton | None``
+            (:class:`ngshow.Skeleton`: vertices in voxels ``(x, y, z)``, edges, vertex attributes).
 
         Raises
         ------
@@ -196,11 +214,19 @@ class Viewer:
         self._check_open()
         if kind is not None and volume_type is not None and kind != volume_type:
             raise ValueError(f"kind={kind!r} and volume_type={volume_type!r} disagree")
-        array = as_array(data)
-        require_array_like(array)
+        if isinstance(data, Opened):  # ngshow.open(...): the file's levels, space, shader and labels
+            return data.add_to(
+                self, name=name, kind=kind or volume_type, shader=shader, space=space, axes=axes, scale=scale,
+                translate=translate, units=units, transform=transform, voxel_size=voxel_size, offset=offset,
+                encoding=encoding, jpeg_quality=jpeg_quality, max_downsampling=max_downsampling,
+            )
+        levels = [as_array(d) for d in data] if isinstance(data, (list, tuple)) else [as_array(data)]
+        for level in levels:
+            require_array_like(level)
+        array = levels[0]
         if space is None:
             given: dict[str, Any] = {"axes": axes, "scale": scale, "translate": translate, "units": units}
-            hints = {k: v for k, v in space_hints(data).items() if given.get(k) is None}
+            hints = {k: v for k, v in space_hints(data[0] if isinstance(data, (list, tuple)) else data).items() if given.get(k) is None}
             if axes is not None:  # the data's own names and kinds no longer apply
                 hints.pop("kinds", None)
                 hints.pop("channel_labels", None)
@@ -219,7 +245,7 @@ class Viewer:
         layer = Layer(
             self,
             name,
-            array,
+            levels if len(levels) > 1 else array,
             kind=chosen,
             kind_guessed=guessed,
             space=space,
@@ -228,6 +254,10 @@ class Viewer:
             shader=shader,
             max_downsampling=max_downsampling,
             chunk_cache=self._chunk_cache,
+            serve_as=serve_as,
+            segment_properties=segment_properties,
+            skeletons=skeletons,
+            meshes=self._server.meshes,
         )
         if space.assumed and not self._said_assumed:
             self._said_assumed = True
@@ -282,30 +312,90 @@ class Viewer:
 
     def add_annotations(
         self,
-        kind: AnnotationKind,
-        first: Any,
+        data: Any = None,
+        first: Any = None,
         second: Any = None,
         *,
+        kind: AnnotationKind | None = None,
         name: str | None = None,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        ids: Sequence[Any] | None = None,
+        position: Any = None,
+        point_a: Any = None,
+        point_b: Any = None,
+        center: Any = None,
+        radii: Any = None,
+        points: Any = None,
+        ids: Any = None,
+        description: Any = None,
         descriptions: Sequence[str] | None = None,
-        properties: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | Sequence[str] | None = None,
+        property_types: Mapping[str, str] | None = None,
+        enums: Mapping[str, Any] | None = None,
+        relationships: Mapping[str, Any] | None = None,
+        linked_segmentation: str | Mapping[str, str] | None = None,
+        filter_by_segmentation: bool | Sequence[str] = True,
+        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+        dimensions: Mapping[str, Any] | None = None,
         color: str = "#ffff00",
+        color_by: str | None = None,
+        shader: str | None = None,
     ) -> None:
-        """Add (or replace) an annotation layer of points, lines, boxes or ellipsoids.
+        """Add (or replace) a layer of points, lines, boxes, ellipsoids or polylines.
 
-        >>> viewer.add_annotations("point", xyz, name="synapses", voxel_size=(6, 6, 40))
+        >>> viewer.add_annotations(synapses, kind="point", position=["x", "y", "z"],
+        ...     relationships={"pre": "pre_id", "post": "post_id"}, linked_segmentation="seg",
+        ...     properties=["score", "color"], color_by="color", name="synapses")
+        >>> viewer.add_annotations("point", xyz, name="dots", voxel_size=(6, 6, 40))
         >>> viewer.add_annotations("box", corner_min, corner_max, name="rois")
 
-        Coordinates are ``(N, 3)`` voxel positions ``(x, y, z)``; lines take start and end points, boxes
-        two opposite corners, ellipsoids centres and radii.
+        ``data`` is a pandas DataFrame whose columns the other arguments name (see
+        :func:`ngshow.annotations.annotation_table` for every argument), or None with arrays given
+        directly; the short form ``(kind, first, second)`` takes ``(N, 3)`` arrays.  Positions are in
+        voxels of ``voxel_size`` nm, ``(x, y, z)``, or of the named ``dimensions``
+        (``{"x": (4, "nm"), ...}``).  ``linked_segmentation`` is the segmentation layer that the
+        relationships' segment ids belong to (or a relationship -> layer mapping); selecting segments
+        there then shows only their annotations (``filter_by_segmentation=False`` shows all).
+        ``color_by`` names an rgb/rgba property that colours the annotations; ``shader`` is any
+        annotation shader.  Read the layer back, with the browser's edits, through
+        ``viewer.state.annotations(name)``.
         """
         self._check_open()
-        layer_name = name or self._free_name(kind)
-        entry = annotation_layer(
-            layer_name, kind, first, second, voxel_size=voxel_size, ids=ids,
-            descriptions=descriptions, properties=properties, color=color,
+        geometry = {
+            "position": position, "point_a": point_a, "point_b": point_b, "center": center, "radii": radii,
+            "points": points,
+        }
+        if isinstance(data, str):  # the short form: add_annotations("box", corner_min, corner_max)
+            if kind is not None and kind != data:
+                raise ValueError(f"kind given twice: {data!r} and {kind!r}")
+            if data not in GEOMETRY_ARGUMENTS:
+                raise InvalidArray(f"annotation kind must be one of {sorted(GEOMETRY_ARGUMENTS)}, got {data!r}")
+            wanted = GEOMETRY_ARGUMENTS[data]
+            kind, data = data, None  # type: ignore[assignment]
+            if len(wanted) == 2 and second is None:
+                raise InvalidArray(f"{kind} annotations need two (N, 3) arrays: {wanted[0]} and {wanted[1]}")
+            geometry.update((a, v) for a, v in zip(wanted, (first, second)) if v is not None)
+        elif first is not None or second is not None:
+            raise TypeError("add_annotations(data, ...): give the geometry by keyword (position=, point_a=, ...)")
+        chosen: AnnotationKind = kind or "point"
+        if descriptions is not None and description is None:
+            description = descriptions
+        table = annotation_table(
+            data, kind=chosen, **geometry, ids=ids, description=description, properties=properties,
+            property_types=property_types, enums=enums, relationships=relationships,
+            rank=len(dimensions) if dimensions is not None else 3,
+        )
+        if isinstance(linked_segmentation, str):
+            linked_segmentation = {rel: linked_segmentation for rel in table.relationships}
+        if color_by is not None:
+            spec = next((s for s in table.property_specs if s.id == color_by), None)
+            if spec is None or spec.type not in ("rgb", "rgba"):
+                raise InvalidArray(f"color_by={color_by!r} must name an rgb or rgba property")
+            if shader is not None:
+                raise ValueError("give color_by or shader, not both")
+            shader = colour_shader(color_by)
+        layer_name = name or self._free_name(chosen)
+        entry = local_layer_json(
+            layer_name, table, voxel_size=voxel_size, dimensions=dimensions, color=color, shader=shader,
+            linked_segmentation=linked_segmentation, filter_by_segmentation=filter_by_segmentation,
         )
 
         def put(state: dict[str, Any]) -> None:
@@ -338,8 +428,10 @@ class Viewer:
                 self._dataset_boxes[token] = precomputed_box(info)
             source, kind = f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
             scheme = "precomputed"
+            if info.get("@type") == "neuroglancer_annotations_v1":
+                kind = "annotation"  # typed up front, so a shader set in the state is kept
         entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or scheme)}
-        if kind in ("image", "segmentation"):
+        if kind in ("image", "segmentation", "annotation"):
             entry["type"] = kind
 
         def put(state: dict[str, Any]) -> None:
@@ -416,13 +508,14 @@ class Viewer:
     def _fill_view_defaults(self, state: dict[str, Any]) -> None:
         """Give a state edited from Python the coordinate space, position and zooms that fit its layers,
         where it has none (see :func:`ngshow.state.fill_view_defaults`)."""
-        volumes = {f"python://volume/{layer.key}": layer for layer in list(self._layers.values())}
+        volumes = {layer.key: layer for layer in list(self._layers.values())}
         datasets = f"/data/{self.token}/"
         boxes: list[Box] = []
         for entry in state.get("layers", []):
             for url in source_urls(entry.get("source")):
-                if url in volumes:
-                    boxes.append(volume_box(volumes[url].info()))
+                key = _layer_key(url)
+                if key in volumes:
+                    boxes.append(volumes[key].view_box())
                 elif datasets in url and url.rsplit("/", 1)[-1] in self._dataset_boxes:
                     boxes.append(self._dataset_boxes[url.rsplit("/", 1)[-1]])
             if entry.get("type") == "annotation":
@@ -620,6 +713,12 @@ class Viewer:
         self._state_callbacks.clear()
         self.actions._callbacks.clear()
         self._wake()
+
+
+def _layer_key(url: str) -> str | None:
+    """The layer key in a ``python://volume/<key>`` or live ``.../precomputed/<key>/<generation>`` URL."""
+    match = re.search(r"(?:python://volume/|/precomputed/)([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", url)
+    return match.group(1) if match else None
 
 
 def show(data: Any, **kwargs: Any) -> Viewer:

@@ -47,13 +47,14 @@ def _levels(text: str) -> int | str:
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``ngshow convert``."""
-    parser.add_argument("input", help=".npy, .h5[:/dataset], .zarr, .tif, or a folder of .tif planes")
+    parser.add_argument("input", help="any file ngshow opens: .npy, file.h5/dataset, file.zarr/group/array, "
+                        "img.ome.zarr, .tif, a folder (or 'glob*.tif') of .tif planes, ...")
     parser.add_argument("output", help="destination: a path, file://, s3:// or gs:// URL")
     parser.add_argument("--segmentation", action="store_true", help="the input holds labels")
-    parser.add_argument("--voxel-size", type=_triple, default=(1.0, 1.0, 1.0), metavar="X,Y,Z",
-                        help="nm per voxel (default 1,1,1)")
-    parser.add_argument("--offset", type=_triple, default=(0, 0, 0), metavar="X,Y,Z",
-                        help="voxel offset (default 0,0,0)")
+    parser.add_argument("--voxel-size", type=_triple, default=None, metavar="X,Y,Z",
+                        help="nm per voxel (default: from the file, else 1,1,1)")
+    parser.add_argument("--offset", type=_triple, default=None, metavar="X,Y,Z",
+                        help="voxel offset (default: from the file, else 0,0,0)")
     parser.add_argument("--chunk-size", type=_triple, default=(64, 64, 64), metavar="X,Y,Z")
     parser.add_argument("--mip-levels", type=_levels, default="auto", metavar="N|auto",
                         help="downsampled scales below scale 0 (default: until one chunk)")
@@ -113,9 +114,9 @@ def run_convert(args: argparse.Namespace) -> int:
         p = plan(
             data,
             args.output,
-            kind="segmentation" if args.segmentation else "image",
+            kind="segmentation" if args.segmentation else None,  # else the file's say, else image
             voxel_size=args.voxel_size,
-            offset=tuple(int(o) for o in args.offset),
+            offset=None if args.offset is None else tuple(int(o) for o in args.offset),
             chunk_size=tuple(int(c) for c in args.chunk_size),
             mip_levels=args.mip_levels,
             encoding=args.encoding,

@@ -23,6 +23,7 @@ from .properties import check_segment_properties
 from .multires import MULTIRES_TYPE, Manifest, fragment_problem, parse_manifest, zorder
 from .sharding import ShardError, ShardingSpec, ShardReader, compressed_morton_code
 from .storage import WORK_PREFIX, Store
+from .validate_annotations import ANNOTATION_TYPE, check_annotations
 
 __all__ = ["Problem", "validate"]
 
@@ -91,6 +92,9 @@ def validate(url: str, *, full: bool = False, max_problems: int = 1000) -> list[
         return [Problem("info", f"not valid JSON: {e}")]
     if not isinstance(info, dict):
         return [Problem("info", "must be a JSON object")]
+    if info.get("@type") == ANNOTATION_TYPE:
+        check_annotations(store, info, report)
+        return problems
     if info.get("@type", "neuroglancer_multiscale_volume") != "neuroglancer_multiscale_volume":
         report("info", f"@type is {info.get('@type')!r}, expected 'neuroglancer_multiscale_volume'")
     kind = info.get("type")
