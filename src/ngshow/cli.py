@@ -201,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     if args.screenshot:
+        from .figures import DEFAULT_TILE
+
+        if max(args.size) > DEFAULT_TILE and "layout" not in viewer.state.json:
+            with viewer.txn() as s:  # a figure this big is tiled, which needs one 2-D panel
+                s.layout = "xy"
         try:
             ngshow.screenshot(viewer, args.screenshot, size=args.size)
         except (NgshowError, TimeoutError) as e:
