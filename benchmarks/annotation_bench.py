@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--peer-max-write", type=int, default=2_000_000)
+    parser.add_argument("--only", choices=("ngshow", "neuroglancer"), default=None, help="run one writer")
     parser.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,18 +139,21 @@ def main() -> None:
             make_table(n, table)
         ours = str(scratch / f"ngshow-{n}")
         theirs = str(scratch / f"neuroglancer-{n}")
-        a = measure(["--child", "ngshow", str(table), ours, str(args.workers)], ours)
-        shutil.rmtree(ours, ignore_errors=True)
-        write = n <= args.peer_max_write
-        b = measure(["--child", "neuroglancer", str(table), theirs, "1" if write else "0"], theirs)
-        shutil.rmtree(theirs, ignore_errors=True)
         print(f"\n{n:,} points, 2 relationships")
-        print(f"  ngshow       {a['seconds']:8.1f} s  peak {a['peak_gib']:5.2f} GiB  {a['files']:>9,} files  "
-              f"{'ok' if a['ok'] else 'FAILED'}  {a.get('stages', '')}")
-        note = "" if write else f" (add_point for every row only: write() skipped, it makes ~{n:,} files)"
-        print(f"  neuroglancer {b['seconds']:8.1f} s  peak {b['peak_gib']:5.2f} GiB  {b['files']:>9,} files  "
-              f"{'ok' if b['ok'] else 'FAILED'}  add_point {b.get('add_seconds', '?')} s{note}")
-        if a["ok"] and b["ok"]:
+        a = b = None
+        if args.only != "neuroglancer":
+            a = measure(["--child", "ngshow", str(table), ours, str(args.workers)], ours)
+            shutil.rmtree(ours, ignore_errors=True)
+            print(f"  ngshow       {a['seconds']:8.1f} s  peak {a['peak_gib']:5.2f} GiB  {a['files']:>9,} files  "
+                  f"{'ok' if a['ok'] else 'FAILED'}  {a.get('stages', '')}", flush=True)
+        write = n <= args.peer_max_write
+        if args.only != "ngshow":
+            b = measure(["--child", "neuroglancer", str(table), theirs, "1" if write else "0"], theirs)
+            shutil.rmtree(theirs, ignore_errors=True)
+            note = "" if write else f" (add_point for every row only: write() skipped, it makes ~{n:,} files)"
+            print(f"  neuroglancer {b['seconds']:8.1f} s  peak {b['peak_gib']:5.2f} GiB  {b['files']:>9,} files  "
+                  f"{'ok' if b['ok'] else 'FAILED'}  add_point {b.get('add_seconds', '?')} s{note}", flush=True)
+        if a and b and a["ok"] and b["ok"]:
             print(f"  ratio neuroglancer/ngshow: {b['seconds'] / a['seconds']:.1f}x time"
                   f"{'' if write else ' (of its in-memory phase alone)'}, {b['peak_gib'] / a['peak_gib']:.1f}x memory")
     if args.dir is None:

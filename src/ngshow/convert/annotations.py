@@ -104,11 +104,12 @@ def _parquet(url: str) -> Any:
 
 @dataclass(frozen=True)
 class TableSlice:
-    """Row groups ``[start, stop)`` of a parquet file."""
+    """Row groups ``[start, stop)`` of a parquet file, whose first row is row ``first_row``."""
 
     url: str
     start: int
     stop: int
+    first_row: int = 0
 
     def read(self, columns: Sequence[str]) -> Any:
         """The rows as a pandas DataFrame."""
@@ -168,8 +169,14 @@ def _columns_of(
     return Columns(kind, tuple(geometry), single.get("ids"), single.get("description"), properties, relationships), arrays
 
 
-def _table(frame: Any, cols: Columns, layout: AnnotationLayout | None, enums: Mapping[str, Any], types: Mapping[str, str]) -> AnnotationTable:
-    """Rows of the parquet file as an :class:`AnnotationTable` with the dataset's property types."""
+def _table(
+    frame: Any, cols: Columns, layout: AnnotationLayout | None, enums: Mapping[str, Any], types: Mapping[str, str],
+    first_row: int = 0,
+) -> AnnotationTable:
+    """Rows of the parquet file as an :class:`AnnotationTable` with the dataset's property types.
+
+    Without an id column, annotation ids are row numbers counted from 1 over the whole table.
+    """
     geometry = {arg: list(names) if len(names) > 1 else names[0] for arg, names in cols.geometry}
     properties: dict[str, Any] = {}
     for name, col in cols.properties:
@@ -184,7 +191,9 @@ def _table(frame: Any, cols: Columns, layout: AnnotationLayout | None, enums: Ma
             values = codes.astype(np.uint8 if len(enums[name]) <= 256 else np.uint16)
         properties[name] = values
     return annotation_table(
-        frame, kind=cols.kind, ids=cols.ids, description=cols.description,  # type: ignore[arg-type]
+        frame, kind=cols.kind,  # type: ignore[arg-type]
+        ids=cols.ids if cols.ids is not None else np.arange(first_row + 1, first_row + 1 + len(frame), dtype=np.uint64),
+        description=cols.description,
         properties=properties, property_types=types, enums={k: list(v) for k, v in enums.items()},
         relationships={name: col for name, col in cols.relationships},
         rank=layout.rank if layout is not None else None, **geometry,
@@ -433,7 +442,7 @@ class SortRows:
         if _done(lay, name):
             return TaskResult(skipped_task=True)
         frame = self.rows.read(lay.columns.names())
-        table = _table(frame, lay.columns, lay, dict(lay.enums), dict(lay.property_types))
+        table = _table(frame, lay.columns, lay, dict(lay.enums), dict(lay.property_types), self.rows.first_row)
         del frame
         records = encode_records(table, lay.specs)
         ids = table.ids
@@ -936,9 +945,13 @@ def plan_annotations(
         levels=tuple(levels), block_level=block_level, limit=limit,
         by_id_buckets=buckets, rel_buckets=buckets, sharding_json=sharding_json,
     )
-    groups = _parquet(url).num_row_groups
-    per_task = max(1, rows_per_task // max(1, _parquet(url).metadata.row_group(0).num_rows))
-    slices = [TableSlice(url, a, min(a + per_task, groups)) for a in range(0, groups, per_task)]
+    metadata = _parquet(url).metadata
+    rows = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+    per_task = max(1, rows_per_task // max(1, rows[0]))
+    starts = np.concatenate(([0], np.cumsum(rows))).astype(int).tolist()
+    slices = [
+        TableSlice(url, a, min(a + per_task, len(rows)), starts[a]) for a in range(0, len(rows), per_task)
+    ]
     sort_tasks: tuple[Any, ...] = tuple(SortRows(layout, s, i) for i, s in enumerate(slices))
     survey_tasks: tuple[Any, ...] = tuple(SurveyBlock(layout, b) for b in layout.blocks())
     parameters = {
