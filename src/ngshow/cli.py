@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import InvalidArray, NgshowError
-from .readers import SUFFIXES, Opened, open_array
+from .readers import SUFFIXES, Opened, group_plane_arguments, open_file, open_planes
 
 __all__ = ["main", "build_parser"]
 
@@ -52,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ngshow",
         description="Show array files in Neuroglancer, served from this machine.",
-        epilog=f"File types: {' '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH. "
+        epilog=f"File types: {', '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH "
+        "(FILE.h5:/PATH also works); several 2-D .tif planes (stack/*.tif) are one volume, in natural order. "
         "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed), `ngshow validate OUTPUT`, "
-        "`ngshow mesh LABELS DIR` (mesh files), `ngshow convert-annotations TABLE OUTPUT` (annotations).",
+        "`ngshow mesh LABELS DIR` (mesh files), `ngshow movie KEYFRAMES OUT.mp4 [FILE...]` (movies), "
+        "`ngshow convert-annotations TABLE OUTPUT` (annotations).",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    parser.add_argument("--state", metavar="FILE|URL", help="open with this view: a state JSON file (viewer.save_state) or a Neuroglancer URL")
     parser.add_argument("--screenshot", metavar="PNG", help="render headless, write a PNG and exit (needs Chromium)")
     parser.add_argument("--size", type=_size, default=(1024, 768), metavar="WxH", help="screenshot size (default 1024x768)")
     return parser
@@ -89,21 +92,24 @@ def mesh_command(argv: Sequence[str]) -> int:
     parser.add_argument("output", metavar="DIR", help="folder for the mesh files (made if missing)")
     parser.add_argument("--ids", type=_ids, help="comma-separated labels (default: every nonzero label)")
     parser.add_argument("--format", choices=["obj", "ply", "precomputed"], default="obj")
-    parser.add_argument("--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="X,Y,Z")
+    parser.add_argument("--voxel-size", type=_voxel_size, metavar="X,Y,Z", help="nm (default: from the file, else 1,1,1)")
     parser.add_argument("--no-simplify", action="store_true", help="keep every marching-cubes triangle")
     args = parser.parse_args(argv)
 
     from .mesh import mesh, mesh_all
 
     try:
-        opened = open_array(args.labels)
+        opened = open_file(args.labels)
+        labels, space = opened.volume(channels=False)
+        voxel_size = args.voxel_size or opened.voxel_size or (1.0, 1.0, 1.0)
         simplify = not args.no_simplify
         if args.ids is None:
-            meshes = mesh_all(opened.data, voxel_size=args.voxel_size, simplify=simplify)
+            meshes = mesh_all(labels, voxel_size=voxel_size, simplify=simplify)
         else:
-            meshes = {i: mesh(opened.data, i, voxel_size=args.voxel_size, simplify=simplify) for i in args.ids}
-    except (NgshowError, OSError) as e:
-        print(f"ngshow mesh: error: {e}", file=sys.stderr)
+            meshes = {i: mesh(labels, i, voxel_size=voxel_size, simplify=simplify) for i in args.ids}
+        opened.close()
+    except (NgshowError, OSError, ValueError) as e:
+        print(f"ngshow: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,27 +143,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return convert_cli.main(argv)
     if argv and argv[0] == "mesh":
         return mesh_command(argv[1:])
+    if argv and argv[0] == "movie":
+        from .movie import main as movie_main
+
+        return movie_main(argv[1:])
     if argv and argv[0] == "convert-annotations":
         from .convert import annotations_cli
 
         return annotations_cli.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    inputs = [(f, None) for f in args.files] + [(f, "segmentation") for f in args.segmentation]
+    inputs: list[tuple[str | tuple[str, ...], str | None]] = [(f, None) for f in group_plane_arguments(args.files)]
+    inputs += [(f, "segmentation") for f in args.segmentation]
     inputs += [(f, "image") for f in args.image]
-    if not inputs:
+    if not inputs and not args.state:
         parser.print_usage(sys.stderr)
-        print("ngshow: error: give at least one FILE", file=sys.stderr)
+        print("ngshow: error: give at least one FILE (or --state)", file=sys.stderr)
         return 2
 
     import ngshow  # the server and client only once the arguments are known good
 
     opened: list[tuple[Opened, str | None]] = []
-    datasets = [spec for spec, _ in inputs if _is_precomputed(spec)]
+    datasets = [spec for spec, _ in inputs if isinstance(spec, str) and _is_precomputed(spec)]
     try:
+        saved = ngshow.load_state(args.state) if args.state else None
         for spec, kind in inputs:
-            if spec not in datasets:
-                opened.append((open_array(spec), kind))
+            if isinstance(spec, tuple):
+                opened.append((open_planes(spec), kind))
+            elif spec not in datasets:
+                opened.append((open_file(spec), kind))
         ngshow.set_server_bind_address(args.bind, args.port)
         viewer = ngshow.Viewer()
         for spec in datasets:
@@ -172,12 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         for item, kind in opened:
             viewer.add(
-                item.data,
+                item,
                 name=item.name if item.name not in viewer.layers else None,
-                kind=kind or item.kind,  # type: ignore[arg-type]
-                voxel_size=None if args.scale else args.voxel_size or item.voxel_size,
+                kind=kind,  # type: ignore[arg-type]
+                voxel_size=None if args.scale else args.voxel_size,  # else the file's, else 1 nm
                 **space_args,
             )
+        if saved is not None:
+            viewer.apply_state(saved)
     except (NgshowError, OSError) as e:
         print(f"ngshow: error: {e}", file=sys.stderr)
         ngshow.stop()
@@ -200,7 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, layer in viewer.layers.items():
             guessed = " (guessed)" if layer.kind_guessed else ""
             source = layer.source
-            print(f"{name}: {layer.kind}{guessed}, shape {source.shape}, {source.dtype}; axes {source.space.describe()}")
+            pyramid = f", {len(source.levels)} levels" if len(source.levels) > 1 else ""
+            assumed = " (no voxel size in the file: 1 nm assumed; pass --voxel-size or --scale)" if source.space.assumed else ""
+            print(f"{name}: {layer.kind}{guessed}, shape {source.shape}, {source.dtype}{pyramid}; "
+                  f"axes {source.space.describe()}{assumed}")
         print(viewer.url, flush=True)
         if not args.no_browser:
             webbrowser.open(viewer.url)
@@ -210,8 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         ngshow.stop()
         for item, _ in opened:
-            if item.keep_open is not None:
-                item.keep_open.close()
+            item.close()
     return 0
 
 

@@ -47,13 +47,14 @@ def _levels(text: str) -> int | str:
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``ngshow convert``."""
-    parser.add_argument("input", help=".npy, .h5[:/dataset], .zarr, .tif, or a folder of .tif planes")
+    parser.add_argument("input", help="any file ngshow opens: .npy, file.h5/dataset, file.zarr/group/array, "
+                        "img.ome.zarr, .tif, a folder (or 'glob*.tif') of .tif planes, ...")
     parser.add_argument("output", help="destination: a path, file://, s3:// or gs:// URL")
     parser.add_argument("--segmentation", action="store_true", help="the input holds labels")
-    parser.add_argument("--voxel-size", type=_triple, default=(1.0, 1.0, 1.0), metavar="X,Y,Z",
-                        help="nm per voxel (default 1,1,1)")
-    parser.add_argument("--offset", type=_triple, default=(0, 0, 0), metavar="X,Y,Z",
-                        help="voxel offset (default 0,0,0)")
+    parser.add_argument("--voxel-size", type=_triple, default=None, metavar="X,Y,Z",
+                        help="nm per voxel (default: from the file, else 1,1,1)")
+    parser.add_argument("--offset", type=_triple, default=None, metavar="X,Y,Z",
+                        help="voxel offset (default: from the file, else 0,0,0)")
     parser.add_argument("--chunk-size", type=_triple, default=(64, 64, 64), metavar="X,Y,Z")
     parser.add_argument("--mip-levels", type=_levels, default="auto", metavar="N|auto",
                         help="downsampled scales below scale 0 (default: until one chunk)")
@@ -61,10 +62,15 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: compressed_segmentation for uint32/uint64 labels, else raw")
     parser.add_argument("--jpeg-quality", type=int, default=85)
     parser.add_argument("--mesh", action="store_true", help="also forge and merge meshes")
+    parser.add_argument("--mesh-format", choices=("multires", "legacy"), default="multires",
+                        help="multi-resolution Draco meshes (default) or legacy <id>:0 fragments")
     parser.add_argument("--mesh-mip", type=_levels, default="auto", metavar="N|auto")
     parser.add_argument("--segment-properties", metavar="FILE.json",
                         help='per-segment properties (segmentations), a JSON object of columns: '
                              '{"ids": [...], "label": [...], "<name>": [numbers], ...}')
+    parser.add_argument("--sharding", choices=("auto", "on", "off"), default="auto",
+                        help="Neuroglancer's sharded format: on, off, or auto (default: for scales "
+                             "of more than 10000 chunks)")
     parser.add_argument("--executor", default="processes", metavar="processes|threads|tcp://HOST:PORT",
                         help="a local process pool (default), threads, or a dask scheduler address")
     parser.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
@@ -93,7 +99,7 @@ def _executor(spec: str, workers: int | None) -> Iterator[Executor | None]:
         with Client(spec) as client:  # type: ignore[no-untyped-call]
             yield client.get_executor(pure=False)
     else:
-        raise SystemExit(f"ngshow convert: --executor must be processes, threads or tcp://..., got {spec!r}")
+        raise ValueError(f"--executor must be processes, threads or tcp://..., got {spec!r}")
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -108,9 +114,9 @@ def run_convert(args: argparse.Namespace) -> int:
         p = plan(
             data,
             args.output,
-            kind="segmentation" if args.segmentation else "image",
+            kind="segmentation" if args.segmentation else None,  # else the file's say, else image
             voxel_size=args.voxel_size,
-            offset=tuple(int(o) for o in args.offset),
+            offset=None if args.offset is None else tuple(int(o) for o in args.offset),
             chunk_size=tuple(int(c) for c in args.chunk_size),
             mip_levels=args.mip_levels,
             encoding=args.encoding,
@@ -119,12 +125,14 @@ def run_convert(args: argparse.Namespace) -> int:
             jpeg_quality=args.jpeg_quality,
             memory_budget=args.memory_budget << 20,
             segment_properties=table,
+            sharding=args.sharding,
+            mesh_format=args.mesh_format,
         )
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)
-    except NgshowError as e:
-        print(f"ngshow convert: {e}", file=sys.stderr)
-        return 1
+    except (NgshowError, OSError, ValueError) as e:  # bad input: one line, no traceback
+        print(f"ngshow: error: {e}", file=sys.stderr)
+        return 2
     for s in report.stages:
         done = f" ({s.skipped_tasks} already done)" if s.skipped_tasks else ""
         mb = (s.bytes_in + s.bytes_out) / 1e6

@@ -3,26 +3,27 @@
 * In-memory NumPy arrays: the task holds a *view* of its region; pickling a view copies just that
   region, so the whole array crosses to the workers once, piece by piece.
 * Memory maps, HDF5 datasets, TIFF stacks: small references (file name + layout) reopened on the
-  worker.  :func:`open_input` makes them from a path.
+  worker.  :func:`open_input` makes them from a path, with the viewer's reader (:mod:`ngshow.readers`).
 * zarr and dask arrays (and anything else picklable with ``shape``, ``dtype`` and slicing) are
   sliced lazily on the worker.
 """
 
 from __future__ import annotations
 
-import glob
 import mmap
 import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidArray
+from ..readers import AxisView
+from ..sources import ArraySource
+from ..tiffs import TiffStack
 
 __all__ = ["H5Array", "MemmapArray", "Region", "Spill", "TiffStack", "open_input", "region_of"]
 
@@ -83,35 +84,6 @@ class H5Array:
     @classmethod
     def from_dataset(cls, ds: Any) -> H5Array:
         return cls(str(ds.file.filename), str(ds.name), np.dtype(ds.dtype).str, tuple(ds.shape))
-
-
-@dataclass(frozen=True)
-class TiffStack:
-    """A z-stack of 2-D TIFF files (one per plane, sorted by name), read plane by plane."""
-
-    files: tuple[str, ...]
-    dtype: str
-    shape: tuple[int, ...]
-
-    @property
-    def ndim(self) -> int:
-        return 3
-
-    def __getitem__(self, box: Any) -> np.ndarray[Any, Any]:
-        import tifffile
-
-        zs, ys, xs = box
-        planes = [tifffile.imread(f)[ys, xs] for f in self.files[zs]]
-        return np.stack(planes) if planes else np.empty((0, 0, 0), self.dtype)
-
-    @classmethod
-    def from_files(cls, files: Sequence[str]) -> TiffStack:
-        import tifffile
-
-        first = tifffile.imread(files[0])
-        if first.ndim != 2:
-            raise InvalidArray(f"{files[0]}: expected 2-D planes in a TIFF stack, got {first.shape}")
-        return cls(tuple(files), first.dtype.str, (len(files), *first.shape))
 
 
 @dataclass(frozen=True)
@@ -283,46 +255,42 @@ def check_picklable(data: Any) -> None:
         ) from None
 
 
-def open_input(path: str, *, dataset: str | None = None) -> Any:
-    """Open an input file lazily: ``.npy``, ``.h5``/``.hdf5``, ``.zarr``, ``.tif``, a TIFF folder.
+def _portable_view(data: Any) -> Any:
+    """:func:`_portable`, also inside an :class:`~ngshow.readers.AxisView`."""
+    if isinstance(data, AxisView):
+        return replace(data, inner=_portable(data.inner))
+    return _portable(data)
 
-    HDF5 files take ``dataset`` (or ``file.h5:/path``); the only dataset is used if there is one.
+
+def open_input(path: str, *, dataset: str | None = None) -> ArraySource:
+    """Open an input file lazily, as the viewer does (:func:`ngshow.open`): the same syntax
+    (``file.h5/path``, ``file.h5:/path``, ``img.ome.zarr``, ``file.zarr/group/array``, a folder or
+    glob of TIFF planes in natural order, a hyperstack TIFF, URLs of zarr stores) and the same
+    metadata (voxel sizes, offsets, label images as segmentations).
+
+    Returns an :class:`~ngshow.ArraySource` over a picklable reference to the finest level in
+    ``(z, y, x)`` or ``(c, z, y, x)`` order, which :func:`~ngshow.convert.plan` takes with its voxel
+    size, offset and kind.  ``dataset`` names the array inside an HDF5 or zarr file.
+
+    Raises
+    ------
+    InvalidArray
+        If the file cannot be read (naming what it holds), or has axes convert cannot write (a time
+        axis of several points).
     """
-    if ":" in path and not os.path.exists(path) and "://" not in path:
-        path, dataset = path.rsplit(":", 1)
-    lower = path.lower().rstrip("/")
-    if os.path.isdir(path) and not lower.endswith(".zarr"):
-        files = sorted(
-            glob.glob(os.path.join(path, "*.tif")) + glob.glob(os.path.join(path, "*.tiff"))
-        )
-        if not files:
-            raise InvalidArray(f"{path}: no .tif files in this folder")
-        return TiffStack.from_files(files)
-    if lower.endswith(".npy"):
-        mm = np.load(path, mmap_mode="r")
-        return MemmapArray.from_memmap(mm)
-    if lower.endswith((".h5", ".hdf5", ".hdf")):
-        import h5py
+    from ..readers import open_file
 
-        with h5py.File(path, "r") as f:
-            if dataset is None:
-                names: list[str] = []
-                f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-                if len(names) != 1:
-                    raise InvalidArray(
-                        f"{path} holds {len(names)} datasets; name one with FILE.h5:/DATASET"
-                    )
-                dataset = names[0]
-            return H5Array.from_dataset(f[dataset])
-    if lower.endswith(".zarr") or "://" in path:
-        import zarr
+    spec = f"{path.rstrip('/')}/{dataset.lstrip('/')}" if dataset else path
+    opened = open_file(spec)
+    try:
+        view, space = opened.volume()
+        if spec.lower().endswith((".tif", ".tiff")) and opened.keep_open is not None:
+            # A compressed TIFF (read through tifffile's zarr view, which cannot travel): decoded whole, once.
+            import tifffile
 
-        return zarr.open(path, mode="r")
-    if lower.endswith((".tif", ".tiff")):
-        import tifffile
-
-        try:
-            return MemmapArray.from_memmap(tifffile.memmap(path, mode="r"))
-        except ValueError:
-            return tifffile.imread(path)
-    raise InvalidArray(f"{path}: unknown input type (expected .npy, .h5, .zarr, .tif or a folder)")
+            whole = np.asarray(tifffile.imread(spec))
+            view = replace(view, inner=whole) if isinstance(view, AxisView) else whole
+        portable = _portable_view(view)
+        return ArraySource(portable, kind="segmentation" if opened.kind == "segmentation" else "image", space=space)
+    finally:
+        opened.close()

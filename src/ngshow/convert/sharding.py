@@ -186,6 +186,18 @@ class ShardingSpec:
         shard = (h >> self.minishard_bits) & ((1 << self.shard_bits) - 1)
         return shard, minishard
 
+    def locations(self, keys: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Shard and minishard numbers (uint64 arrays) of many keys at once."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        if self.hash == "identity":
+            h = keys >> np.uint64(self.preshift_bits)
+        else:
+            h = np.fromiter((self.hashed(int(k)) for k in keys.ravel()), np.uint64, keys.size)
+            h = h.reshape(keys.shape)
+        minishard = h & np.uint64((1 << self.minishard_bits) - 1)
+        shard = (h >> np.uint64(self.minishard_bits)) & np.uint64((1 << self.shard_bits) - 1)
+        return shard, minishard
+
     def shard_name(self, shard: int) -> str:
         """``<shard>.shard``: lowercase hex, zero-padded to ``ceil(shard_bits / 4)`` digits."""
         if not 0 <= shard < self.num_shards:
@@ -284,7 +296,10 @@ class MinishardEntry:
 
 def _decode_minishard_index(raw: bytes, spec: ShardingSpec, where: str) -> list[MinishardEntry]:
     if spec.minishard_index_encoding == "gzip":
-        raw = _gunzip(raw)
+        try:
+            raw = _gunzip(raw)
+        except ShardError as e:
+            raise ShardError(f"{where} index: {e}") from None
     if len(raw) % 24:
         raise ShardError(f"{where}: minishard index of {len(raw)} bytes is not a multiple of 24")
     n = len(raw) // 24
