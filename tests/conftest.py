@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -48,6 +50,17 @@ def viewer() -> Iterator[ngshow.Viewer]:
     v = ngshow.Viewer()
     yield v
     ngshow.stop()
+
+
+def interrupt(proc: subprocess.Popen[str]) -> int:
+    """Ctrl-C a command started with pipes, close its pipes, and return its exit code."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait(timeout=30)
+    finally:
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def base_url(viewer: ngshow.Viewer) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import zarr
 
 from ngshow.readers import UnreadableFile, open_array
 
-from .conftest import request
+from .conftest import interrupt, request
 
 VOLUME = (np.arange(4 * 5 * 6).reshape(4, 5, 6) % 251).astype(np.uint8)
 
@@ -91,6 +90,26 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert run_cli("a.npy", "--voxel-size", "1,2").returncode == 2
 
 
+def test_convert_and_mesh_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ngshow.cli import main
+
+    (tmp_path / "bad.npy").write_text("not an array")
+    np.save(tmp_path / "ok.npy", np.zeros((4, 4, 4), np.uint8))
+    out = str(tmp_path / "out")
+    cases = [
+        ["convert", str(tmp_path / "nope.npy"), out],  # a missing file
+        ["convert", str(tmp_path / "bad.npy"), out],  # a file that is not an array
+        ["convert", str(tmp_path / "ok.npy"), out, "--executor", "bogus"],
+        ["mesh", str(tmp_path / "nope.npy"), out],
+        ["mesh", str(tmp_path / "bad.npy"), out],
+    ]
+    for args in cases:
+        capsys.readouterr()
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("ngshow: error: "), (args, err)
+
+
 @contextlib.contextmanager
 def served(*args: str) -> Iterator[list[str]]:
     """Run ``ngshow ARGS --no-browser`` until it prints its URL; yield what it printed; then Ctrl-C it
@@ -102,11 +121,7 @@ def served(*args: str) -> Iterator[list[str]]:
     try:
         yield read_until_url(proc)
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        code = interrupt(proc)
     assert code == 0
 
 
@@ -170,4 +185,4 @@ def test_cli_mesh_writes_one_file_per_label(tmp_path: Path) -> None:
     result = run_cli("mesh", str(tmp_path / "labels.npy"), str(tmp_path / "one"), "--ids", "8", "--format", "precomputed")
     assert result.returncode == 0 and [p.name for p in (tmp_path / "one").iterdir()] == ["8"]
     missing = run_cli("mesh", str(tmp_path / "labels.npy"), str(tmp_path / "x"), "--ids", "5")
-    assert missing.returncode == 2 and "ngshow mesh: error:" in missing.stderr
+    assert missing.returncode == 2 and "ngshow: error:" in missing.stderr

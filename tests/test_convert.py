@@ -297,7 +297,7 @@ def load_object(root: Path, label: int) -> Mesh:
 def test_mesh_fragments_join_into_the_whole_volume_mesh(tmp_path: Path, pool: Executor) -> None:
     seg = label_volume()
     p = plan(seg, tmp_path / "m", kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16,
-             mesh=True, mesh_mip=0, memory_budget=1 << 20)
+             mesh=True, mesh_mip=0, memory_budget=1 << 20, mesh_format="legacy")
     forge = next(s for s in p.stages if s.name.startswith("mesh forge"))
     assert len(forge) > 4  # several blocks, so seams are exercised
     run(p, pool, progress=False)
@@ -324,7 +324,7 @@ def test_mesh_fragments_join_into_the_whole_volume_mesh(tmp_path: Path, pool: Ex
 def dataset(tmp_path: Path) -> Path:
     root = tmp_path / "v"
     p = plan(label_volume(), root, kind="segmentation", voxel_size=(8, 8, 8), chunk_size=32,
-             mesh=True)
+             mesh=True, mesh_format="legacy")
     with ThreadPoolExecutor(2) as ex:
         run(p, ex, progress=False)
     assert validate(str(root), full=True) == []
@@ -517,7 +517,7 @@ def test_cli_segment_properties_round_trip(
     assert cli_main(["validate", str(out)]) == 0
     capsys.readouterr()
     (tmp_path / "bad.json").write_text(json.dumps({"ids": [1, 2], "label": ["a"]}))
-    assert cli_main([*args, "--segment-properties", str(tmp_path / "bad.json")]) == 1
+    assert cli_main([*args, "--segment-properties", str(tmp_path / "bad.json")]) == 2
     assert "has 1 values for 2 ids" in capsys.readouterr().err
-    assert cli_main([*args, "--segment-properties", str(tmp_path / "nowhere.json")]) == 1
+    assert cli_main([*args, "--segment-properties", str(tmp_path / "nowhere.json")]) == 2
     assert "cannot read segment properties" in capsys.readouterr().err

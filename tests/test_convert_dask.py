@@ -22,6 +22,10 @@ def test_dask_cluster_output_is_byte_identical_to_process_pool(tmp_path: Path) -
             plan(seg, root / "seg", kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16,
                  mesh=True, memory_budget=1 << 20),
             plan(img, root / "img", voxel_size=(4, 4, 40), chunk_size=32),
+            plan(seg, root / "seg-sharded", kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16,
+                 mesh=True, memory_budget=1 << 20, sharding="on"),
+            plan(img, root / "img-sharded", voxel_size=(4, 4, 4), chunk_size=16,
+                 memory_budget=1 << 18, sharding="on"),
         ]
 
     for p in plans(tmp_path / "pool"):
@@ -32,7 +36,8 @@ def test_dask_cluster_output_is_byte_identical_to_process_pool(tmp_path: Path) -
         reports = [run(p, executor, progress=False) for p in plans(tmp_path / "dask")]
         assert len(client.scheduler_info()["workers"]) == 2
     assert all(s.written > 0 for r in reports for s in r.stages)
-    for name in ("seg", "img"):
+    for name in ("seg", "img", "seg-sharded", "img-sharded"):
         pool_tree, dask_tree = tree(tmp_path / "pool" / name), tree(tmp_path / "dask" / name)
-        assert len(pool_tree) > 20
+        assert len(pool_tree) > 10
+        assert any(k.endswith(".shard") for k in pool_tree) == name.endswith("sharded")
         assert pool_tree == dask_tree

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from ngshow.convert import validate
 
@@ -48,31 +49,33 @@ SCRIPT = textwrap.dedent(
 
 
     if __name__ == "__main__":
-        out, delay = sys.argv[1], float(sys.argv[2])
+        out, delay, sharding = sys.argv[1], float(sys.argv[2]), sys.argv[3]
         p = plan(SlowArray(volume(), delay), out, kind="segmentation", voxel_size=(8, 8, 8),
-                 chunk_size=16, mesh=True, memory_budget=1 << 20, min_tasks=2)
-        assert p.stages[0].tasks[0].targets  # scale-0 tasks write the first mip too
+                 chunk_size=16, mesh=True, memory_budget=1 << 20, min_tasks=2, sharding=sharding)
+        if sharding == "off":
+            assert p.stages[0].tasks[0].targets  # scale-0 tasks write the first mip too
         run(p, workers=2, progress=False)
     """
 )
 
 
-def convert(script: Path, out: Path, delay: float) -> subprocess.Popen[bytes]:
+def convert(script: Path, out: Path, delay: float, sharding: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, str(script), str(out), str(delay)],
+        [sys.executable, str(script), str(out), str(delay), sharding],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
 
 
-def test_killed_run_resumes_to_identical_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sharding", ["off", "on"])
+def test_killed_run_resumes_to_identical_output(tmp_path: Path, sharding: str) -> None:
     script = tmp_path / "convert_job.py"
     script.write_text(SCRIPT)
     reference, killed = tmp_path / "reference", tmp_path / "killed"
 
-    job = convert(script, killed, delay=0.1)
+    job = convert(script, killed, 0.1 if sharding == "off" else 0.4, sharding)
     scale0 = killed / "8_8_8"
     deadline = time.monotonic() + 120
-    while not (scale0.is_dir() and len(os.listdir(scale0)) >= 8):
+    while not (scale0.is_dir() and len(os.listdir(scale0)) >= (8 if sharding == "off" else 1)):
         assert job.poll() is None, job.communicate()
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.02)
@@ -85,8 +88,8 @@ def test_killed_run_resumes_to_identical_output(tmp_path: Path) -> None:
     assert b"ConvertError" in err
     assert validate(str(killed)) != []  # really interrupted: chunks and meshes are missing
 
-    resumed = convert(script, killed, delay=0.0)
-    clean = convert(script, reference, delay=0.0)
+    resumed = convert(script, killed, 0.0, sharding)
+    clean = convert(script, reference, 0.0, sharding)
     for proc in (resumed, clean):
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()

@@ -40,7 +40,7 @@ def test_local_dataset_files_are_served_with_the_token_only(viewer: ngshow.Viewe
     assert url.startswith(f"{base_url(viewer)}/data/{viewer.token}/")
     info = request(url + "/info").json()
     assert info["type"] == "segmentation" and info["mesh"]
-    assert request(url + "/mesh/5:0").status == 200
+    assert request(url + "/mesh/5.index").status == 200
     assert request(url + "/segment_properties/info").json()["inline"]["ids"] == ["5", "6"]
     dataset_token = url.rsplit("/", 1)[1]
     for path in ("../secret.txt", "%2e%2e/secret.txt", "mesh/../../secret.txt", "nope", "mesh"):

@@ -5,6 +5,8 @@ A new adapter joins by subclassing :class:`SourceConformance` and implementing `
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,8 @@ import tensorstore as ts
 import zarr
 
 from ngshow.readers import ReversedAxes, TensorStoreArray
-from ngshow.errors import DtypeConversionWarning, InvalidArray
 from ngshow.coords import CoordinateSpace
+from ngshow.errors import DtypeConversionWarning, InvalidArray, ValuesClippedWarning
 from ngshow.sources import ArraySource
 
 from . import reference
@@ -172,16 +174,30 @@ def test_bad_pyramids_are_refused() -> None:
         ArraySource([], kind="image")
 
 
-def test_lossy_conversions_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_lossy_conversions_warn_once_at_the_users_line() -> None:
     labels = np.array([[[-1, 5]]], np.int64)
-    with pytest.warns(DtypeConversionWarning, match="uint64"):
+    with pytest.warns(DtypeConversionWarning, match="uint64") as caught:
         source = ArraySource(labels, kind="segmentation")
-    with caplog.at_level("WARNING", logger="ngshow"):
+    assert caught[0].filename == __file__  # the user's line, not ngshow's
+    with pytest.warns(ValuesClippedWarning, match="do not fit") as clipped:
         assert source.cut_chunk((1, 1, 1), (0, 0, 0), (1, 1, 2)).tolist() == [[[2**64 - 1, 5]]]
-        source.cut_chunk((1, 1, 1), (0, 0, 0), (1, 1, 2))
-    assert caplog.text.count("do not fit") == 1
+    assert len(clipped) == 1 and clipped[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        source.cut_chunk((1, 1, 1), (0, 0, 0), (1, 1, 2))  # once only
     with pytest.warns(DtypeConversionWarning, match="float32"):
         floats = ArraySource(np.array([[[1e300, 1.0]]]), kind="image")
-    with caplog.at_level("WARNING", logger="ngshow"):
+    with pytest.warns(ValuesClippedWarning, match="float64 array do not fit float32"):
         floats.cut_chunk((1, 1, 1), (0, 0, 0), (1, 1, 2))
-    assert caplog.text.count("do not fit") == 2
+
+
+def test_dtype_warning_from_viewer_add_points_at_the_caller() -> None:
+    import ngshow
+
+    viewer = ngshow.Viewer()
+    try:
+        with pytest.warns(DtypeConversionWarning) as caught:
+            viewer.add(np.zeros((4, 4, 4), np.float64))
+        assert caught[0].filename == __file__
+    finally:
+        ngshow.stop()

@@ -16,17 +16,28 @@ from .errors import (
     DtypeConversionWarning,
     InvalidArray,
     InvalidRequest,
+    InvalidState,
+    LocalDataWarning,
     NgshowError,
     NotFound,
+    ValuesClippedWarning,
     ViewerClosed,
 )
 from .layers import Layer
+from .live import Skeleton
 from .mesh import Mesh, MeshService, mesh, mesh_all
 from .actions import ActionState
 from .readers import Opened, open_file as open
-from .runtime import set_public_url, set_server_bind_address, set_static_content_source
+from .runtime import (
+    serve_forever,
+    set_public_url,
+    set_server_bind_address,
+    set_static_content_source,
+    use_jupyter_server_proxy,
+)
 from .screenshots import ScreenshotUnavailable
 from .sources import ArraySource
+from .sharing import load_state, parse_url, save_state, to_url
 from .state import ViewerState
 from .viewer import Viewer, screenshot, show, stop
 
@@ -37,6 +48,8 @@ __all__ = [
     "DtypeConversionWarning",
     "InvalidArray",
     "InvalidRequest",
+    "InvalidState",
+    "LocalDataWarning",
     "Layer",
     "Mesh",
     "MeshService",
@@ -44,18 +57,26 @@ __all__ = [
     "NotFound",
     "Opened",
     "ScreenshotUnavailable",
+    "Skeleton",
     "Viewer",
+    "ValuesClippedWarning",
     "ViewerClosed",
     "ViewerState",
+    "load_state",
     "mesh",
     "mesh_all",
+    "parse_url",
+    "save_state",
     "open",
     "screenshot",
+    "serve_forever",
     "set_public_url",
     "set_server_bind_address",
     "set_static_content_source",
     "show",
     "stop",
+    "to_url",
+    "use_jupyter_server_proxy",
 ]
 
 __version__ = "0.1.0"

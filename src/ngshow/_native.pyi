@@ -10,6 +10,7 @@ def downsample_mean(
 def downsample_mode(
     input: np.ndarray[Any, Any], factors: tuple[int, ...], out: np.ndarray[Any, Any]
 ) -> None: ...
+def encode_compressed_segmentation(labels: np.ndarray[Any, Any], block: tuple[int, int, int]) -> bytes: ...
 def mesh_labels(
     labels: np.ndarray[Any, Any],
     scale: tuple[float, float, float],
@@ -22,6 +23,14 @@ def mesh_labels(
     threads: int,
     smooth_iterations: int,
 ) -> list[tuple[int, np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any] | None]]: ...
+
+def simplify_mesh(
+    vertices: np.ndarray[Any, Any],
+    faces: np.ndarray[Any, Any],
+    max_error: float,
+    min_normal_dot: float,
+    box: tuple[float, ...] | None,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]: ...
 
 class BoxAccumulator:
     def __init__(self) -> None: ...

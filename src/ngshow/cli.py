@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"File types: {', '.join(SUFFIXES)}. Inside HDF5/zarr/N5 files name the array as FILE/PATH "
         "(FILE.h5:/PATH also works); several 2-D .tif planes (stack/*.tif) are one volume, in natural order. "
         "Also: `ngshow convert INPUT OUTPUT ...` (to precomputed), `ngshow validate OUTPUT`, "
-        "`ngshow mesh LABELS DIR` (mesh files).",
+        "`ngshow mesh LABELS DIR` (mesh files), `ngshow movie KEYFRAMES OUT.mp4 [FILE...]` (movies), "
+        "`ngshow convert-annotations TABLE OUTPUT` (annotations).",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="arrays to show (kind guessed from dtype)")
     parser.add_argument("--segmentation", action="append", default=[], metavar="FILE", help="show FILE as labels")
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    parser.add_argument("--state", metavar="FILE|URL", help="open with this view: a state JSON file (viewer.save_state) or a Neuroglancer URL")
     parser.add_argument("--screenshot", metavar="PNG", help="render headless, write a PNG and exit (needs Chromium)")
     parser.add_argument("--size", type=_size, default=(1024, 768), metavar="WxH", help="screenshot size (default 1024x768)")
     return parser
@@ -106,8 +108,8 @@ def mesh_command(argv: Sequence[str]) -> int:
         else:
             meshes = {i: mesh(labels, i, voxel_size=voxel_size, simplify=simplify) for i in args.ids}
         opened.close()
-    except (NgshowError, OSError) as e:
-        print(f"ngshow mesh: error: {e}", file=sys.stderr)
+    except (NgshowError, OSError, ValueError) as e:
+        print(f"ngshow: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,14 +143,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return convert_cli.main(argv)
     if argv and argv[0] == "mesh":
         return mesh_command(argv[1:])
+    if argv and argv[0] == "movie":
+        from .movie import main as movie_main
+
+        return movie_main(argv[1:])
+    if argv and argv[0] == "convert-annotations":
+        from .convert import annotations_cli
+
+        return annotations_cli.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     inputs: list[tuple[str | tuple[str, ...], str | None]] = [(f, None) for f in group_plane_arguments(args.files)]
     inputs += [(f, "segmentation") for f in args.segmentation]
     inputs += [(f, "image") for f in args.image]
-    if not inputs:
+    if not inputs and not args.state:
         parser.print_usage(sys.stderr)
-        print("ngshow: error: give at least one FILE", file=sys.stderr)
+        print("ngshow: error: give at least one FILE (or --state)", file=sys.stderr)
         return 2
 
     import ngshow  # the server and client only once the arguments are known good
@@ -156,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opened: list[tuple[Opened, str | None]] = []
     datasets = [spec for spec, _ in inputs if isinstance(spec, str) and _is_precomputed(spec)]
     try:
+        saved = ngshow.load_state(args.state) if args.state else None
         for spec, kind in inputs:
             if isinstance(spec, tuple):
                 opened.append((open_planes(spec), kind))
@@ -181,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 voxel_size=None if args.scale else args.voxel_size,  # else the file's, else 1 nm
                 **space_args,
             )
+        if saved is not None:
+            viewer.apply_state(saved)
     except (NgshowError, OSError) as e:
         print(f"ngshow: error: {e}", file=sys.stderr)
         ngshow.stop()

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from .errors import AxesGuessWarning, InvalidArray
+from .errors import AxesGuessWarning, InvalidArray, warn_user
 
 __all__ = ["Axis", "AxisKind", "CoordinateSpace", "parse_unit", "default_axes", "kind_of", "to_base", "xyz", "MAX_RANK"]
 
@@ -136,11 +135,10 @@ def default_axes(shape: Sequence[int]) -> tuple[str, ...]:
     if rank == 4:
         if shape[0] <= 4:
             return ("c", "z", "y", "x")
-        warnings.warn(
+        warn_user(
             f"a 4-D array of shape {tuple(shape)}: its first axis has {shape[0]} entries, too many for "
             "channels, so ngshow shows it as time (axes='tzyx'); pass axes= to say what the axes are",
             AxesGuessWarning,
-            stacklevel=4,
         )
         return ("t", "z", "y", "x")
     if rank == 5:
@@ -402,15 +400,18 @@ class CoordinateSpace:
         ordered = iter(first + [i for i in global_axes if i not in first])
         return [i if self.axes[i].kind == "channel" else next(ordered) for i in reverse]
 
-    def source_transform(self) -> dict[str, Any] | None:
+    def source_transform(self, *, with_offset: bool = False) -> dict[str, Any] | None:
         """The layer source's ``transform`` JSON, or None when the identity does.
 
         Input dimensions are the info's (reverse array order), in their voxels; the linear part maps
         physical to physical coordinates and the translation is in output voxels, as the client reads it.
+        ``with_offset`` puts the voxel offset (``translate``) in the matrix too, for sources whose own
+        offset must stay 0 (live precomputed volumes).
         """
         inputs = list(reversed(range(self.rank)))
         outputs = self.output_order()
-        if outputs == inputs and self.transform is None:
+        offsets = [self.axes[i].voxel_offset for i in inputs]
+        if outputs == inputs and self.transform is None and not (with_offset and any(offsets)):
             return None
         rank = self.rank
         matrix = np.zeros((rank, rank + 1))
@@ -427,13 +428,20 @@ class CoordinateSpace:
                     # physical-to-physical in base units: scale by the two axes' unit factors
                     matrix[row, inputs.index(j)] = affine[r, c] * factors[r] / factors[c]
                 matrix[row, rank] = affine[r, -1] * factors[r] / self.axes[i].base_scale
+        if with_offset:
+            scales = [self.axes[i].base_scale for i in inputs]
+            for row, i in enumerate(outputs):
+                out_scale = self.axes[i].base_scale
+                matrix[row, rank] += sum(
+                    matrix[row, col] * offsets[col] * scales[col] / out_scale for col in range(rank)
+                )
         output_dims = {}
         for i in outputs:
             a = self.axes[i]
             output_dims[self.neuroglancer_name(i)] = [a.base_scale, a.base_unit]
         return {
             "outputDimensions": output_dims,
-            "matrix": [[_clean(v) for v in row] for row in matrix],
+            "matrix": [[float(_clean(float(v))) for v in row] for row in matrix],
         }
 
     # -- coordinates -------------------------------------------------------------------------------

@@ -5,21 +5,26 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from . import encodings
-from .errors import InvalidArray, ViewerClosed
-from .lru import ByteLRU
+from .errors import InvalidArray, NotFound, ViewerClosed
 from .coords import CoordinateSpace, parse_unit, to_base
+from .live import LiveDataset, SkeletonSource, eligible, segment_properties_table
+from .lru import ByteLRU
+from .mesh import MeshService
 from .sources import ArraySource, Kind, read_box, require_array_like
+from .state import Box
 from .tokens import new_token
 
 if TYPE_CHECKING:
     from .viewer import Viewer
 
-__all__ = ["Layer", "default_encoding", "default_shader", "guess_kind"]
+ServeAs = Literal["auto", "python", "precomputed"]
+
+__all__ = ["Layer", "ServeAs", "default_encoding", "default_shader", "guess_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +156,13 @@ class Layer:
         shader: str | None = None,
         max_downsampling: int = 64,
         chunk_cache: ByteLRU[encodings.Body] | None = None,
+        serve_as: ServeAs = "auto",
+        segment_properties: Any = None,
+        skeletons: SkeletonSource | None = None,
+        meshes: MeshService | None = None,
     ) -> None:
+        if serve_as not in ("auto", "python", "precomputed"):
+            raise InvalidArray(f"serve_as must be 'auto', 'python' or 'precomputed', got {serve_as!r}")
         self._viewer: Viewer | None = viewer
         self.name = name
         self.kind: Kind = kind
@@ -171,6 +182,75 @@ class Layer:
         self.shader, self.shader_controls = (shader, {}) if shader or kind != "image" else default_shader(
             self._source
         )
+        self.serve_as: ServeAs = serve_as
+        self._meshes = meshes
+        self._skeletons = skeletons
+        self._properties = self._properties_info(segment_properties)
+        self.live: LiveDataset | None = self._make_live(self._source)
+
+    def _properties_info(self, properties: Any) -> dict[str, Any] | None:
+        if properties is None:
+            return None
+        if self.kind != "segmentation":
+            raise InvalidArray("segment_properties belong to segmentation layers")
+        # The format lives with the pipeline that also writes it; imported only when needed.
+        from .convert.errors import ConvertError
+        from .convert.properties import segment_properties_info
+
+        try:
+            return segment_properties_info(segment_properties_table(properties))
+        except ConvertError as e:
+            raise InvalidArray(str(e)) from None
+
+    def _make_live(self, source: ArraySource) -> LiveDataset | None:
+        """The precomputed view of ``source``, when it is served that way (see :mod:`ngshow.live`)."""
+        wanted = self.serve_as == "precomputed" or (self.serve_as == "auto" and self.kind == "segmentation")
+        if not wanted or not eligible(source):
+            if self.serve_as == "precomputed":
+                raise InvalidArray(
+                    f"serve_as='precomputed' needs a 3-D (z, y, x) array (images may add a leading c axis; "
+                    f"labels unsigned), got axes {''.join(source.space.names)} of {source.dtype}"
+                )
+            if self._properties is not None or self._skeletons is not None:
+                raise InvalidArray(
+                    "segment properties and skeletons need a layer served as precomputed: a 3-D (z, y, x) "
+                    f"array of unsigned labels, got axes {''.join(source.space.names)} of {source.dtype}"
+                )
+            return None
+        return LiveDataset(
+            source, token=self.token, generation=self.generation,
+            encoding="jpeg" if self.encoding == "jpeg" else "raw", jpeg_quality=self.jpeg_quality,
+            meshes=self._meshes, cache=self._cache, segment_properties=self._properties, skeletons=self._skeletons,
+        )
+
+    @property
+    def segment_properties(self) -> dict[str, Any] | None:
+        """The segment properties ``info`` the browser reads; assign a DataFrame (indexed by segment id)
+        or a mapping of columns to change them in open browsers."""
+        return self._properties
+
+    @segment_properties.setter
+    def segment_properties(self, value: Any) -> None:
+        self._properties = self._properties_info(value)
+        self._refresh_live()
+
+    @property
+    def skeletons(self) -> SkeletonSource | None:
+        """Skeletons by segment id: a mapping of :class:`~ngshow.live.Skeleton`, or a callback."""
+        return self._skeletons
+
+    @skeletons.setter
+    def skeletons(self, value: SkeletonSource | None) -> None:
+        self._skeletons = value
+        self._refresh_live()
+
+    def _refresh_live(self) -> None:
+        """A new generation of the precomputed view: open browsers fetch everything again."""
+        with self._lock:
+            self.generation += 1
+            self.live = self._make_live(self.source)
+        if self._viewer is not None:
+            self._viewer._layer_changed(self)
 
     def __repr__(self) -> str:
         source = self._source
@@ -211,6 +291,7 @@ class Layer:
             assert self._viewer is not None
             self.key = f"{self._viewer.token}.{self.token}"
             self.generation = 0
+            self.live = self._make_live(new)
         self._viewer._layer_changed(self)
 
     def _check_encoding(self, source: ArraySource) -> None:
@@ -229,8 +310,13 @@ class Layer:
 
     def state_json(self) -> dict[str, Any]:
         """This layer's entry in the viewer-state ``layers`` list."""
-        url = f"python://volume/{self.key}"
-        transform = self.source.space.source_transform()
+        if self.live is not None:
+            assert self._viewer is not None
+            url = f"precomputed://{self._viewer._base_url()}/precomputed/{self.key}/{self.generation}"
+            transform = self.source.space.source_transform(with_offset=True)
+        else:
+            url = f"python://volume/{self.key}"
+            transform = self.source.space.source_transform()
         source: Any = url if transform is None else {"url": url, "transform": transform}
         entry: dict[str, Any] = {"type": self.kind, "source": source, "name": self.name}
         if self.shader:
@@ -252,6 +338,27 @@ class Layer:
             for i in space.output_order()
             if space.axes[i].kind != "channel"
         }
+
+    def view_box(self) -> Box:
+        """Where the layer's data lies in its global dimensions (x, y, z first), for default views;
+        a transform is applied to the box's corners (up to 8 transformed axes)."""
+        space = self.source.space
+        order = [i for i in space.output_order() if space.axes[i].kind != "channel"]
+        dims = self.global_dimensions()
+        lower = [space.axes[i].voxel_offset for i in order]
+        upper = [space.axes[i].voxel_offset + self.source.shape[i] for i in order]
+        physical = space.physical_indices
+        if space.transform is not None and len(physical) <= 8:
+            corners = []
+            for bits in range(1 << len(physical)):
+                index = np.zeros(space.rank)
+                for k, i in enumerate(physical):
+                    index[i] = self.source.shape[i] if bits >> k & 1 else 0
+                corners.append(space.physical(index.tolist()))
+            points = np.array(corners)
+            lower = [float(points[:, i].min()) / space.axes[i].scale for i in order]
+            upper = [float(points[:, i].max()) / space.axes[i].scale for i in order]
+        return Box(dims, lower, upper)
 
     def index_at(self, position: Sequence[float], dimensions: Mapping[str, Sequence[Any]]) -> np.ndarray[Any, Any]:
         """The array index (float, the array's axis order) at a global ``position``.
@@ -302,10 +409,20 @@ class Layer:
 
     def invalidate(self) -> None:
         """Tell open browsers the data changed, so they fetch every chunk again without a reload."""
+        if self.live is not None:
+            self._refresh_live()  # precomputed sources are keyed by URL: a new generation, a new URL
+            return
         with self._lock:
             self.generation += 1
         if self._viewer is not None:
             self._viewer._push_source_generations()
+
+    def live_file(self, path: str) -> tuple[Any, str]:
+        """A file of the layer's live precomputed dataset; :class:`NotFound` if it has none."""
+        live = self.live
+        if live is None:
+            raise NotFound("this layer is not served as a precomputed dataset")
+        return live.get(path)
 
     def _close(self) -> None:
         """Drop every reference to the array."""

@@ -424,11 +424,32 @@ class MeshService:
         labels, boxes = acc.result()
         return labels.reshape(-1), boxes
 
+    def _target(self, source: Any, object_id: int) -> int:
+        if source.kind != "segmentation" or len(source.shape) not in (3, 4):
+            raise InvalidRequest("only segmentation volumes have meshes")
+        if source.dtype.kind not in "iu":
+            raise InvalidRequest(f"cannot mesh a segmentation of dtype {source.dtype}")
+        target = _label_value(object_id, source.dtype) if int(object_id) >= 0 else None
+        if target is None:
+            raise NotFound(f"no object {object_id}")
+        return target
+
+    def object_box(self, source: Any, generation: int, object_id: int) -> tuple[int, ...]:
+        """``(z0, y0, x0, z1, y1, x1)``: the voxels ``object_id`` occupies (end exclusive).
+
+        Raises :class:`NotFound` for ids that do not occur at this generation.
+        """
+        target = self._target(source, object_id)
+        box = self._state(source, generation).find(target)
+        if box is None:
+            raise NotFound(f"no object {object_id}")
+        return box
+
     def fragment(
-        self, source: Any, generation: int, object_id: int, *, simplify: bool | float = True
+        self, source: Any, generation: int, object_id: int, *, simplify: bool | float = True, unit: float = 1e-9
     ) -> bytes:
-        """The §3.6 body of ``object_id``: uint32 N, N*3 float32 (metres, x y z, relative to
-        voxel index 0, voxel offset excluded), then uint32 triangle indices.
+        """The §3.6 body of ``object_id``: uint32 N, N*3 float32 (x y z, relative to voxel index 0,
+        voxel offset excluded; metres, or ``unit`` per nm), then uint32 triangle indices.
 
         Raises
         ------
@@ -437,18 +458,64 @@ class MeshService:
         InvalidRequest
             For a source that cannot be meshed (not a rank-3 integer segmentation).
         """
-        if source.kind != "segmentation" or len(source.shape) not in (3, 4):
-            raise InvalidRequest("only segmentation volumes have meshes")
-        if source.dtype.kind not in "iu":
-            raise InvalidRequest(f"cannot mesh a segmentation of dtype {source.dtype}")
-        target = _label_value(object_id, source.dtype) if int(object_id) >= 0 else None
-        if target is None:
-            raise NotFound(f"no object {object_id}")
+        target = self._target(source, object_id)
         state = self._state(source, generation)
         vs = tuple(float(v) for v in source.voxel_size)
         max_error = _max_error(simplify, vs)
-        key = (state.token, target, max_error, self.smooth)
-        return self._cache.get_or_compute(key, lambda: self._make(source, state, target, vs, max_error))
+        key = (state.token, target, max_error, self.smooth, unit)
+        return self._cache.get_or_compute(key, lambda: self._make(source, state, target, vs, max_error, unit))
+
+    def block_fragment(
+        self,
+        source: Any,
+        generation: int,
+        object_id: int,
+        lo: Sequence[int],
+        hi: Sequence[int],
+        *,
+        simplify: bool | float = True,
+        unit: float = 1e-9,
+    ) -> bytes:
+        """The part of ``object_id``'s surface that block ``[lo, hi)`` (z, y, x voxels) owns.
+
+        The block owns the marching cubes whose centres lie in ``[lo + 1/2, hi + 1/2)`` (unbounded at
+        the volume's edges), so the fragments of neighbouring blocks meet without caps or overlaps;
+        an object that misses the block gives an empty fragment.
+        """
+        target = self._target(source, object_id)
+        state = self._state(source, generation)
+        vs = tuple(float(v) for v in source.voxel_size)
+        max_error = _max_error(simplify, vs)
+        key = (state.token, target, max_error, self.smooth, unit, tuple(lo), tuple(hi))
+
+        def make() -> bytes:
+            shape = source.shape[-3:]
+            box = state.find(target)
+            if box is None:
+                raise NotFound(f"no object {object_id}")
+            # Only the object's own box within the block, with a margin wide enough that smoothing
+            # near the seams sees what the neighbouring block sees (one voxel per iteration, plus two).
+            margin = self.smooth + 2
+            a = [max(0, max(l, b0) - margin) for l, b0 in zip(lo, box[:3])]
+            b = [min(n, min(h, b1) + margin) for h, b1, n in zip(hi, box[3:], shape)]
+            if any(x >= y for x, y in zip(a, b)):
+                return _fragment(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32))
+            block = _read_block(source, tuple(slice(x, y) for x, y in zip(a, b)))
+            origin = tuple(x * v for x, v in zip(reversed(a), vs))
+            found = _run(
+                block, voxel_size=vs, origin=origin, target=target, max_error=max_error,  # type: ignore[arg-type]
+                box=_volume_box(shape, vs, (0.0, 0.0, 0.0)), normals=False, smooth=self.smooth, threads=1,
+            )
+            if not found:
+                return _fragment(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32))
+            m = found[0][1]
+            res = np.asarray(vs, dtype=np.float64)
+            own_lo = np.array([l + 0.5 if l > 0 else -np.inf for l in reversed(list(lo))]) * res
+            own_hi = np.array([h + 0.5 if h < n else np.inf for h, n in zip(reversed(list(hi)), reversed(list(shape)))]) * res
+            v, f = crop_mesh(np.asarray(m.vertices, dtype=np.float32), np.asarray(m.faces), own_lo, own_hi)
+            return _fragment(v.astype(np.float64) * unit, f)
+
+        return self._cache.get_or_compute(key, make)
 
     def _make(
         self,
@@ -457,6 +524,7 @@ class MeshService:
         target: int,
         vs: tuple[float, ...],
         max_error: float,
+        unit: float = 1e-9,
     ) -> bytes:
         box = state.find(target)
         if box is None:
@@ -479,7 +547,37 @@ class MeshService:
         if not found:
             raise NotFound(f"no object {target}")
         m = found[0][1]
-        return _fragment(m.vertices.astype(np.float64) * 1e-9, m.faces)
+        return _fragment(m.vertices.astype(np.float64) * unit, m.faces)
+
+
+def crop_mesh(
+    vertices: np.ndarray[Any, Any],
+    faces: np.ndarray[Any, Any],
+    lo: np.ndarray[Any, Any],
+    hi: np.ndarray[Any, Any],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Keep the triangles whose centroid lies in ``[lo, hi)``; drop free vertices.
+
+    The centroid lies between its corners' extremes, so a triangle with every corner inside is
+    kept, and one with every corner past the same face of the box is dropped, without computing
+    it; only the others (straddling a face) need it.
+    """
+    code = np.zeros(len(vertices), dtype=np.uint8)  # one bit per box face a vertex lies past
+    for axis in range(3):
+        code |= (vertices[:, axis] < lo[axis]).view(np.uint8) << np.uint8(axis)
+        code |= (vertices[:, axis] >= hi[axis]).view(np.uint8) << np.uint8(axis + 3)
+    a, b, c = code[faces[:, 0]], code[faces[:, 1]], code[faces[:, 2]]
+    keep = (a | b | c) == 0
+    edge = np.flatnonzero(~keep & ((a & b & c) == 0))
+    if len(edge):
+        centroid = vertices[faces[edge]].astype(np.float64).mean(axis=1)
+        keep[edge] = np.all((centroid >= lo) & (centroid < hi), axis=1)
+    if not keep.all():
+        faces = faces[keep]
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces] = True
+    remap = np.cumsum(used, dtype=np.uint32) - np.uint32(1)
+    return vertices[used], remap[faces]
 
 
 def _read_block(source: Any, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:

@@ -10,6 +10,7 @@ import base64
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -106,17 +107,47 @@ class _Pending:
         self.event = threading.Event()
         self.png: bytes | None = None
         self.error: str | None = None
+        self.viewer_state: dict[str, Any] | None = None  # the page's state when it took the picture
+        self.size: tuple[int, int] | None = None
 
 
 def take(viewer: Viewer, size: tuple[int, int] | None = None, timeout: float = 60.0) -> bytes:
     """A PNG of what ``viewer`` shows once fully loaded; starts a headless browser if none is open."""
-    if not viewer.connected_clients():
-        with headless_page(viewer.url, size):
-            return _request(viewer, size, timeout)
-    return _request(viewer, size, timeout)
+    if viewer.connected_clients():
+        try:
+            return _request(viewer, size, timeout, in_open_tab=True)
+        except _TabsClosed:
+            pass  # the last tab closed while we waited: render headless at once
+    with headless_page(viewer.url, size):
+        return _request(viewer, size, timeout)
 
 
-def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float) -> bytes:
+class _TabsClosed(Exception):
+    pass
+
+
+def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False) -> bytes:
+    return _request_with_state(viewer, size, timeout, in_open_tab)[0]
+
+
+def _request_with_state(
+    viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False
+) -> tuple[bytes, dict[str, Any] | None]:
+    """A PNG and the viewer state the page had when it drew it.
+
+    A page can answer before a new ``viewerSize`` has resized its canvas; such answers are asked again.
+    ``in_open_tab``: give up (:class:`_TabsClosed`) as soon as the last tab closes.
+    """
+    for _ in range(10):
+        png, state, drawn = _request_once(viewer, size, timeout, in_open_tab)
+        if size is None or drawn is None or drawn == (int(size[0]), int(size[1])):
+            return png, state
+    raise ScreenshotUnavailable(f"the page kept drawing {drawn} pixels instead of {size}")
+
+
+def _request_once(
+    viewer: Viewer, size: tuple[int, int] | None, timeout: float, in_open_tab: bool = False
+) -> tuple[bytes, dict[str, Any] | None, tuple[int, int] | None]:
     screenshot_id = new_token()
     pending = _Pending()
     viewer._screenshots[screenshot_id] = pending
@@ -134,11 +165,15 @@ def _request(viewer: Viewer, size: tuple[int, int] | None, timeout: float) -> by
 
     viewer.documents["c"].update(ask)
     try:
-        if not pending.event.wait(timeout):
-            raise TimeoutError(f"no screenshot within {timeout} s (is the view still loading?)")
+        deadline = time.monotonic() + timeout
+        while not pending.event.wait(0.05):
+            if in_open_tab and not viewer.connected_clients():
+                raise _TabsClosed()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no screenshot within {timeout} s (is the view still loading?)")
         if pending.png is None:
             raise ScreenshotUnavailable(f"the browser could not take the screenshot: {pending.error}")
-        return pending.png
+        return pending.png, pending.viewer_state, pending.size
     finally:
         viewer._screenshots.pop(screenshot_id, None)
         viewer.documents["c"].update(clear)
@@ -150,6 +185,9 @@ def receive(viewer: Viewer, state: dict[str, Any]) -> None:
     pending = viewer._screenshots.get(str(shot.get("id")))
     if pending is None:
         return  # another tab already answered, or nobody waits any more
+    pending.viewer_state = state.get("viewerState")
+    if isinstance(shot.get("width"), int) and isinstance(shot.get("height"), int):
+        pending.size = (shot["width"], shot["height"])
     if shot.get("imageType") == "image/png" and shot.get("image"):
         pending.png = base64.b64decode(shot["image"])
     else:

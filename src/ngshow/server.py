@@ -17,7 +17,6 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, web
 
@@ -37,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 HEARTBEAT_SECONDS = 15.0
+#: How often an idle event stream checks that its browser tab is still there.
+GONE_POLL_SECONDS = 0.25
+#: Event streams (open tabs) one viewer accepts at once; more get 429, so a flood of /events
+#: connections cannot tie up the server.
+MAX_EVENT_STREAMS = 32
 MAX_BODY_BYTES = 1 << 30  # screenshots can be tens of MB (PROTOCOL.md §2.7)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -116,6 +120,7 @@ class Server:
         app.router.add_post("/action/{token}", self._post_action)
         app.router.add_post("/credentials/{token}", self._credentials)
         app.router.add_get("/data/{token}/{dataset}/{path:.+}", self._dataset_file)
+        app.router.add_get("/precomputed/{key}/{generation}/{path:.+}", self._live_file)
         app.router.add_get("/neuroglancer/info/{key}", self._info)
         app.router.add_get("/neuroglancer/mesh/{key}/{object_id}", self._mesh)
         app.router.add_get("/neuroglancer/{encoding}/{key}/{scale}/{start}/{end}", self._chunk)
@@ -146,6 +151,11 @@ class Server:
         self._sock.close()
 
     # -- registry ----------------------------------------------------------------------------------
+
+    def viewer_count(self) -> int:
+        """How many viewers are open."""
+        with self._lock:
+            return len(self._viewers)
 
     def register(self, viewer: Viewer) -> None:
         with self._lock:
@@ -224,8 +234,7 @@ class Server:
             hostname = (request.host or "").rsplit(":", 1)[0] if "]" not in (request.host or "") else (
                 request.host.split("]")[0] + "]"
             )
-            public = runtime.public_base_url()
-            if not _is_loopback(hostname) and not (public and urlsplit(public).hostname == hostname.strip("[]")):
+            if not _is_loopback(hostname) and hostname.strip("[]") not in runtime.public_hostnames():
                 return web.Response(status=403, text="host not allowed\n")
         return await handler(request)
 
@@ -266,13 +275,19 @@ class Server:
             raise InvalidRequest("missing client id (query parameter c)")
         # Only keys with a g<key> parameter are watched (a page opened with a #state URL omits gs).
         last = {k: request.query[f"g{k}"] for k in viewer.documents if f"g{k}" in request.query}
+        if len(viewer._watchers) >= MAX_EVENT_STREAMS:
+            return web.Response(
+                status=429, text=f"too many open event streams for this viewer (at most {MAX_EVENT_STREAMS})\n",
+                headers={**NO_STORE, "Retry-After": "5"},
+            )
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
-        await response.prepare(request)
         event = asyncio.Event()
-        viewer._watchers.add(event)
+        viewer._watchers.add(event)  # counted before the first await, so the cap holds in a burst
+        colab, start = runtime.in_colab(), dict(last)
         try:
+            await response.prepare(request)
             while not self._closing and not viewer.closed:
                 event.clear()
                 for key, previous in last.items():
@@ -282,15 +297,33 @@ class Server:
                     message = '{"k":%s,"s":%s,"g":%s}' % (json.dumps(key), text, json.dumps(generation))
                     await response.write(f"data: {message}\n\n".encode())
                     last[key] = generation
-                try:
-                    await asyncio.wait_for(event.wait(), HEARTBEAT_SECONDS)
-                except asyncio.TimeoutError:
-                    await response.write(b": heartbeat\n\n")
+                if colab and any(last[k] != start[k] for k in last):
+                    break  # Colab's proxy holds a response until it ends; the client reconnects at once
+                if not await self._woken_or_gone(event, request, response):
+                    break  # the tab closed: stop counting it in connected_clients() at once
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             viewer._watchers.discard(event)
         return response
+
+    async def _woken_or_gone(self, event: asyncio.Event, request: web.Request, response: web.StreamResponse) -> bool:
+        """Wait for ``event`` (True), with a heartbeat every ``HEARTBEAT_SECONDS``; False once the
+        client has disconnected (noticed within ``GONE_POLL_SECONDS``)."""
+        idle = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(event.wait(), GONE_POLL_SECONDS)
+                return True
+            except asyncio.TimeoutError:
+                pass
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return False
+            idle += GONE_POLL_SECONDS
+            if idle >= HEARTBEAT_SECONDS:
+                idle = 0.0
+                await response.write(b": heartbeat\n\n")
 
     async def _post_state(self, request: web.Request) -> web.StreamResponse:
         viewer = self.viewer(request.match_info["token"])
@@ -323,6 +356,13 @@ class Server:
         viewer = self.viewer(request.match_info["token"])
         path = viewer.dataset_file(request.match_info["dataset"], request.match_info["path"])
         return web.FileResponse(path, headers={"Cache-Control": "no-cache", "Content-Type": "application/octet-stream"})
+
+    async def _live_file(self, request: web.Request) -> web.StreamResponse:
+        # Any generation is answered with the layer's current data; the generation in the URL only
+        # makes the client, which keys precomputed sources by URL, forget what it had.
+        layer = self.layer(request.match_info["key"])
+        body, content_type = await self._in_pool(layer.live_file, request.match_info["path"])
+        return web.Response(body=body, content_type=content_type, headers=NO_STORE)
 
     async def _info(self, request: web.Request) -> web.StreamResponse:
         layer = self.layer(request.match_info["key"])

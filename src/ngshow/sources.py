@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from . import _native
 from .coords import Axis, CoordinateSpace, xyz
-from .errors import DtypeConversionWarning, InvalidArray, InvalidRequest
+from .errors import DtypeConversionWarning, InvalidArray, InvalidRequest, ValuesClippedWarning, warn_user
 
 __all__ = ["ArraySource", "Kind", "WIRE_DTYPES", "downsample", "read_box", "require_array_like", "wire_dtype", "xyz"]
 
@@ -162,11 +161,10 @@ class ArraySource:
         self._warned_lossy = False
         self.dtype = wire_dtype(self.source_dtype, kind)
         if self.dtype != self.source_dtype and self.source_dtype.newbyteorder("=") != self.dtype:
-            warnings.warn(
+            warn_user(
                 f"Neuroglancer cannot read {self.source_dtype}; ngshow serves this "
                 f"{kind} as {self.dtype}, converting each chunk",
                 DtypeConversionWarning,
-                stacklevel=3,
             )
         if max_downsampling < 1:
             raise InvalidArray("max_downsampling must be >= 1")
@@ -234,13 +232,14 @@ class ArraySource:
         if self._inserted is not None:
             part = np.expand_dims(part, self._inserted)
         if part.dtype != self.dtype:
-            with np.errstate(all="ignore"):  # overflow is detected below, and logged once
+            with np.errstate(all="ignore"):  # overflow is detected below, and warned about once
                 converted = part.astype(self.dtype)
             if not self._warned_lossy and _lossy(part, converted):
                 self._warned_lossy = True
-                logger.warning(
-                    "values of this %s do not fit %s: some chunks show clipped or wrapped values",
-                    self.source_dtype, self.dtype,
+                warn_user(
+                    f"values of this {self.source_dtype} array do not fit {self.dtype}: "
+                    "some chunks show clipped or wrapped values",
+                    ValuesClippedWarning,
                 )
             part = converted
         return part

@@ -7,25 +7,32 @@ import copy
 import html
 import json
 import logging
+import os
 import re
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import runtime, screenshots
+from . import figures, runtime, screenshots, sharing
 from .actions import VIEWS, Actions
-from .annotations import AnnotationKind, annotation_layer
 from .adapters import as_array, space_hints
+from .annotations import GEOMETRY_ARGUMENTS, AnnotationKind, annotation_table, colour_shader, local_layer_json
 from .coords import CoordinateSpace
 from .encodings import Body
-from .errors import InvalidArray, NotFound, ViewerClosed
-from .layers import Layer, guess_kind
+from .errors import InvalidArray, LocalDataWarning, NotFound, ViewerClosed
+from .layers import Layer, ServeAs, guess_kind
+from .live import SkeletonSource
 from .lru import ByteLRU
 from .readers import Opened
 from .sources import Kind, require_array_like
-from .state import SyncedDocument, ViewerState
+from .state import (
+    Box, SyncedDocument, ViewerState, annotation_box, fill_view_defaults, precomputed_box,
+    source_urls,
+)
 from .tokens import find, new_token
 
 __all__ = ["Viewer", "show", "stop"]
@@ -66,6 +73,7 @@ class Viewer:
         self._state_callbacks: list[StateCallback] = []
         self.actions = Actions(self)
         self._datasets: dict[str, Path] = {}  # token -> local precomputed folder served as files
+        self._dataset_boxes: dict[str, Box] = {}  # token -> where that dataset's data lies
         self._screenshots: dict[str, Any] = {}
         self._txn_lock = threading.RLock()
         # Downsampled chunks, cleared whenever a page (re)loads so a refresh shows changed arrays.
@@ -75,6 +83,7 @@ class Viewer:
         self._server = runtime.get_server()
         for document in self.documents.values():
             document.on_change.append(self._wake)
+        self.documents["s"].complete = self._fill_view_defaults
         self._server.register(self)
 
     # -- URL and display ---------------------------------------------------------------------------
@@ -85,7 +94,7 @@ class Viewer:
         return f"{self._base_url()}/v/{self.token}/"
 
     def _base_url(self) -> str:
-        return runtime.public_base_url() or self._server.base_url
+        return runtime.public_base_url(self._server.port) or self._server.base_url
 
     def get_viewer_url(self) -> str:
         """The viewer's address (same as :attr:`url`)."""
@@ -98,6 +107,16 @@ class Viewer:
         return self.url
 
     def _repr_html_(self) -> str:
+        if runtime.in_colab() and not runtime.public_base_url():
+            # The output frame asks Colab for the port's proxy URL itself (no kernel round trip).
+            frame = f"ngshow-{self.token[:12]}"
+            path = json.dumps(f"v/{self.token}/")
+            return (
+                f'<iframe id="{frame}" style="width:100%;height:600px;border:0"></iframe>'
+                f"<script>(async () => {{ const base = await google.colab.kernel.proxyPort({self._server.port}, "
+                f"{{cache: true}}); document.getElementById('{frame}').src = base.replace(/\\/?$/, '/') + {path}; }})();"
+                "</script>"
+            )
         url = html.escape(self.url, quote=True)
         return (
             f'<iframe src="{url}" style="width:100%;height:600px;border:0"></iframe>'
@@ -130,6 +149,9 @@ class Viewer:
         jpeg_quality: int = 90,
         shader: str | None = None,
         max_downsampling: int = 64,
+        serve_as: ServeAs = "auto",
+        segment_properties: Any = None,
+        skeletons: SkeletonSource | None = None,
     ) -> Layer:
         """Show an array as a layer; returns its :class:`~ngshow.layers.Layer` handle.
 
@@ -170,6 +192,18 @@ class Viewer:
             A Neuroglancer shader (images); default grey, or RGB for 2-3 channels.
         max_downsampling
             Largest product of downsampling factors the browser may ask for.
+        serve_as
+            ``"precomputed"``: a live precomputed dataset (3-D ``zyx`` arrays; segmentations as
+            ``compressed_segmentation``, which the client draws fastest, with meshes, segment
+            properties and skeletons); ``"python"``: the client's ``python://`` source (any rank);
+            ``"auto"`` (default): precomputed for 3-D segmentations of unsigned labels, else python.
+        segment_properties
+            Segmentations: a pandas DataFrame indexed by segment id (or a mapping of columns with
+            ``ids``): ``label``, ``description``, number columns (the client filters and sorts by
+            them), string columns, and one column of tag lists.
+        skeletons
+            Segmentations: ``{id: Skeleton}`` or a callback ``id -> Skeleton | None``
+            (:class:`ngshow.Skeleton`: vertices in voxels ``(x, y, z)``, edges, vertex attributes).
 
         Raises
         ------
@@ -220,6 +254,10 @@ class Viewer:
             shader=shader,
             max_downsampling=max_downsampling,
             chunk_cache=self._chunk_cache,
+            serve_as=serve_as,
+            segment_properties=segment_properties,
+            skeletons=skeletons,
+            meshes=self._server.meshes,
         )
         if space.assumed and not self._said_assumed:
             self._said_assumed = True
@@ -274,30 +312,90 @@ class Viewer:
 
     def add_annotations(
         self,
-        kind: AnnotationKind,
-        first: Any,
+        data: Any = None,
+        first: Any = None,
         second: Any = None,
         *,
+        kind: AnnotationKind | None = None,
         name: str | None = None,
-        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
-        ids: Sequence[Any] | None = None,
+        position: Any = None,
+        point_a: Any = None,
+        point_b: Any = None,
+        center: Any = None,
+        radii: Any = None,
+        points: Any = None,
+        ids: Any = None,
+        description: Any = None,
         descriptions: Sequence[str] | None = None,
-        properties: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | Sequence[str] | None = None,
+        property_types: Mapping[str, str] | None = None,
+        enums: Mapping[str, Any] | None = None,
+        relationships: Mapping[str, Any] | None = None,
+        linked_segmentation: str | Mapping[str, str] | None = None,
+        filter_by_segmentation: bool | Sequence[str] = True,
+        voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+        dimensions: Mapping[str, Any] | None = None,
         color: str = "#ffff00",
+        color_by: str | None = None,
+        shader: str | None = None,
     ) -> None:
-        """Add (or replace) an annotation layer of points, lines, boxes or ellipsoids.
+        """Add (or replace) a layer of points, lines, boxes, ellipsoids or polylines.
 
-        >>> viewer.add_annotations("point", xyz, name="synapses", voxel_size=(6, 6, 40))
+        >>> viewer.add_annotations(synapses, kind="point", position=["x", "y", "z"],
+        ...     relationships={"pre": "pre_id", "post": "post_id"}, linked_segmentation="seg",
+        ...     properties=["score", "color"], color_by="color", name="synapses")
+        >>> viewer.add_annotations("point", xyz, name="dots", voxel_size=(6, 6, 40))
         >>> viewer.add_annotations("box", corner_min, corner_max, name="rois")
 
-        Coordinates are ``(N, 3)`` voxel positions ``(x, y, z)``; lines take start and end points, boxes
-        two opposite corners, ellipsoids centres and radii.
+        ``data`` is a pandas DataFrame whose columns the other arguments name (see
+        :func:`ngshow.annotations.annotation_table` for every argument), or None with arrays given
+        directly; the short form ``(kind, first, second)`` takes ``(N, 3)`` arrays.  Positions are in
+        voxels of ``voxel_size`` nm, ``(x, y, z)``, or of the named ``dimensions``
+        (``{"x": (4, "nm"), ...}``).  ``linked_segmentation`` is the segmentation layer that the
+        relationships' segment ids belong to (or a relationship -> layer mapping); selecting segments
+        there then shows only their annotations (``filter_by_segmentation=False`` shows all).
+        ``color_by`` names an rgb/rgba property that colours the annotations; ``shader`` is any
+        annotation shader.  Read the layer back, with the browser's edits, through
+        ``viewer.state.annotations(name)``.
         """
         self._check_open()
-        layer_name = name or self._free_name(kind)
-        entry = annotation_layer(
-            layer_name, kind, first, second, voxel_size=voxel_size, ids=ids,
-            descriptions=descriptions, properties=properties, color=color,
+        geometry = {
+            "position": position, "point_a": point_a, "point_b": point_b, "center": center, "radii": radii,
+            "points": points,
+        }
+        if isinstance(data, str):  # the short form: add_annotations("box", corner_min, corner_max)
+            if kind is not None and kind != data:
+                raise ValueError(f"kind given twice: {data!r} and {kind!r}")
+            if data not in GEOMETRY_ARGUMENTS:
+                raise InvalidArray(f"annotation kind must be one of {sorted(GEOMETRY_ARGUMENTS)}, got {data!r}")
+            wanted = GEOMETRY_ARGUMENTS[data]
+            kind, data = data, None  # type: ignore[assignment]
+            if len(wanted) == 2 and second is None:
+                raise InvalidArray(f"{kind} annotations need two (N, 3) arrays: {wanted[0]} and {wanted[1]}")
+            geometry.update((a, v) for a, v in zip(wanted, (first, second)) if v is not None)
+        elif first is not None or second is not None:
+            raise TypeError("add_annotations(data, ...): give the geometry by keyword (position=, point_a=, ...)")
+        chosen: AnnotationKind = kind or "point"
+        if descriptions is not None and description is None:
+            description = descriptions
+        table = annotation_table(
+            data, kind=chosen, **geometry, ids=ids, description=description, properties=properties,
+            property_types=property_types, enums=enums, relationships=relationships,
+            rank=len(dimensions) if dimensions is not None else 3,
+        )
+        if isinstance(linked_segmentation, str):
+            linked_segmentation = {rel: linked_segmentation for rel in table.relationships}
+        if color_by is not None:
+            spec = next((s for s in table.property_specs if s.id == color_by), None)
+            if spec is None or spec.type not in ("rgb", "rgba"):
+                raise InvalidArray(f"color_by={color_by!r} must name an rgb or rgba property")
+            if shader is not None:
+                raise ValueError("give color_by or shader, not both")
+            shader = colour_shader(color_by)
+        layer_name = name or self._free_name(chosen)
+        entry = local_layer_json(
+            layer_name, table, voxel_size=voxel_size, dimensions=dimensions, color=color, shader=shader,
+            linked_segmentation=linked_segmentation, filter_by_segmentation=filter_by_segmentation,
         )
 
         def put(state: dict[str, Any]) -> None:
@@ -309,12 +407,16 @@ class Viewer:
     def add_precomputed(self, location: str, *, name: str | None = None) -> None:
         """Show a Neuroglancer precomputed dataset: a local folder (served by ngshow, with its scales
         and meshes as written) or a ``gs://``, ``s3://`` or ``https://`` URL (fetched by the browser).
+        Other remote sources the client reads (``zarr://https://…``, ``n5://gs://…``) are added as given.
         """
         self._check_open()
-        location = location.removeprefix("precomputed://")
-        if re.match(r"^(gs|s3|https?)://", location):
-            source, kind = f"precomputed://{location}", None
+        if sharing.is_url_source(location):
+            # zarr://, n5://, … stay as they are; a bare gs:// or https:// URL is a precomputed dataset.
+            bare = "://" not in location.split("://", 1)[1]
+            source, kind = (f"precomputed://{location}" if bare else location), None
+            scheme = "precomputed" if bare else location.split("://", 1)[0]
         else:
+            location = location.removeprefix("precomputed://")
             root = Path(location.removeprefix("file://")).resolve()
             try:
                 info = json.loads((root / "info").read_text())
@@ -322,9 +424,14 @@ class Viewer:
                 raise NotFound(f"{root} is not a precomputed dataset (no readable info file: {e})") from None
             token = new_token()
             self._datasets[token] = root
+            if "scales" in info:
+                self._dataset_boxes[token] = precomputed_box(info)
             source, kind = f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
-        entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or "precomputed")}
-        if kind in ("image", "segmentation"):
+            scheme = "precomputed"
+            if info.get("@type") == "neuroglancer_annotations_v1":
+                kind = "annotation"  # typed up front, so a shader set in the state is kept
+        entry: dict[str, Any] = {"source": source, "name": name or self._free_name(kind or scheme)}
+        if kind in ("image", "segmentation", "annotation"):
             entry["type"] = kind
 
         def put(state: dict[str, Any]) -> None:
@@ -398,10 +505,66 @@ class Viewer:
             if state.json != value:
                 self.documents["s"].set(state.json)
 
+    def _fill_view_defaults(self, state: dict[str, Any]) -> None:
+        """Give a state edited from Python the coordinate space, position and zooms that fit its layers,
+        where it has none (see :func:`ngshow.state.fill_view_defaults`)."""
+        volumes = {layer.key: layer for layer in list(self._layers.values())}
+        datasets = f"/data/{self.token}/"
+        boxes: list[Box] = []
+        for entry in state.get("layers", []):
+            for url in source_urls(entry.get("source")):
+                key = _layer_key(url)
+                if key in volumes:
+                    boxes.append(volumes[key].view_box())
+                elif datasets in url and url.rsplit("/", 1)[-1] in self._dataset_boxes:
+                    boxes.append(self._dataset_boxes[url.rsplit("/", 1)[-1]])
+            if entry.get("type") == "annotation":
+                box = annotation_box(entry)
+                if box is not None:
+                    boxes.append(box)
+        fill_view_defaults(state, boxes)
+
     def set_state(self, state: ViewerState | dict[str, Any]) -> None:
         """Replace the whole viewer state."""
         self._check_open()
         self.documents["s"].set(state.json if isinstance(state, ViewerState) else state)
+
+    def to_url(self, base: str = sharing.DEFAULT_BASE) -> str:
+        """A link to the current view in the Neuroglancer deployment at ``base``.
+
+        Layers whose data only this process serves (arrays added with :meth:`add`, local datasets) are
+        named in a :class:`~ngshow.errors.LocalDataWarning`: a browser elsewhere cannot load them.
+        """
+        state = self.state
+        local = sharing.local_layers(state, served_by=f"/data/{self.token}/")
+        if local:
+            warnings.warn(
+                f"layers {local} are served by this Python process only: a Neuroglancer elsewhere cannot load "
+                "them (share a converted dataset on a web server or bucket instead)",
+                LocalDataWarning,
+                stacklevel=2,
+            )
+        return sharing.to_url(state, base)
+
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write the current view as a JSON state file (reopen it with ``ngshow --state FILE``)."""
+        sharing.save_state(self.state, path)
+
+    def apply_state(self, state: ViewerState | dict[str, Any] | str | os.PathLike[str]) -> None:
+        """Take the view and layer settings of a saved state (a :class:`ViewerState`, dict, file or URL).
+
+        Saved layers that some ngshow process served are matched by name to this viewer's layers; saved
+        layers with remote sources (``precomputed://gs://…``, ``zarr://https://…``, …) are added as they
+        are.  See :func:`ngshow.sharing.merge_saved_state`.
+        """
+        self._check_open()
+        if isinstance(state, (str, os.PathLike)):
+            state = sharing.load_state(state)
+        elif isinstance(state, dict):
+            state = sharing.check_state(state)
+        with self._txn_lock:
+            current, _ = self.documents["s"].snapshot()
+            self.documents["s"].set(sharing.merge_saved_state(current, state))
 
     def on_state_changed(self, callback: StateCallback) -> StateCallback:
         """Call ``callback(state)`` after each change the browser makes (usable as a decorator).
@@ -455,14 +618,61 @@ class Viewer:
 
         self.documents["c"].update(edit)
 
-    def screenshot(self, size: tuple[int, int] | None = None, *, timeout: float = 60.0) -> bytes:
+    def screenshot(
+        self,
+        size: tuple[int, int] | None = None,
+        *,
+        timeout: float = 60.0,
+        scale_bar: bool | Mapping[str, Any] | None = None,
+        panels_only: bool = False,
+    ) -> bytes:
         """A PNG of the view once every visible chunk is drawn.
 
         Uses an open browser tab if there is one; otherwise starts headless Chromium (needs
-        ``ngshow[screenshot]`` and a Chromium).  ``size`` = ``(width, height)`` in pixels.
+        ``ngshow[screenshot]`` and a Chromium).  ``size`` = ``(width, height)`` in pixels; beyond
+        2048 pixels a 2-D view is drawn in tiles and stitched, so ``size=(8000, 6000)`` works.
+        ``scale_bar``: ``False``/``True`` hide/show it, or options such as ``{"scale_factor": 4}``.
+        ``panels_only`` leaves out the top bar, layer bar and panel borders (tiled pictures always do).
         """
         self._check_open()
-        return screenshots.take(self, size, timeout)
+        return figures.screenshot(self, size, scale_bar=scale_bar, panels_only=panels_only, timeout=timeout)
+
+    def record(
+        self,
+        keyframes: Sequence[Any] | str | os.PathLike[str],
+        path: str | os.PathLike[str],
+        *,
+        fps: float = 24.0,
+        size: tuple[int, int] = (1280, 720),
+        progress: bool = True,
+    ) -> int:
+        """Render a movie: ``keyframes`` are ``{"state": …, "duration": seconds}`` (or a keyframes JSON
+        file); position, orientation, zoom and opacity are interpolated (see :mod:`ngshow.movie`).
+        Returns the number of frames written to ``path`` (``.mp4``).
+
+        >>> viewer.record([{"state": a, "duration": 2}, {"state": b}], "tour.mp4", fps=30)
+        """
+        self._check_open()
+        from . import movie
+
+        source = keyframes if isinstance(keyframes, (str, os.PathLike)) else list(keyframes)
+        return movie.record(self, source, path, fps=fps, size=size, progress=progress)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Keep serving until this viewer is closed (or ``timeout`` seconds pass); True if closed.
+
+        End a script with it so the viewer outlives the script's last line.  Ctrl-C closes the
+        viewer and returns (no traceback).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self.closed:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.close()
+        return True
 
     def connected_clients(self) -> int:
         """How many browser tabs are connected to this viewer right now."""
@@ -503,6 +713,12 @@ class Viewer:
         self._state_callbacks.clear()
         self.actions._callbacks.clear()
         self._wake()
+
+
+def _layer_key(url: str) -> str | None:
+    """The layer key in a ``python://volume/<key>`` or live ``.../precomputed/<key>/<generation>`` URL."""
+    match = re.search(r"(?:python://volume/|/precomputed/)([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", url)
+    return match.group(1) if match else None
 
 
 def show(data: Any, **kwargs: Any) -> Viewer:

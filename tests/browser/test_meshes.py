@@ -44,7 +44,7 @@ def test_converted_dataset_opens_and_its_meshes_draw(page: BrowserPage, viewer: 
     with viewer.txn() as s:
         s.layout = "xy-3d"
         s.position = [16, 16, 8]
-        s.cross_section_scale = 0.8e-9  # 8 nm voxels at 10 pixels each
+        s.cross_section_scale = 0.1  # voxels per pixel: 10 pixels each
         s.json.update(showSlices=False, showAxisLines=False, showScaleBar=False, showDefaultAnnotations=False)
     page.open(viewer.url)
 

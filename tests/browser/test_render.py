@@ -54,7 +54,7 @@ def centre_view(viewer: ngshow.Viewer, page_width: int = 800) -> None:
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [SHAPE[2] / 2, SHAPE[1] / 2, SHAPE[0] / 2]
-        s.cross_section_scale = 1.6 * SHAPE[2] * 1e-9 / page_width  # metres per pixel: whole image fits
+        s.cross_section_scale = 1.6 * SHAPE[2] / page_width  # voxels per pixel: the whole image fits
 
 
 def test_image_and_segmentation_render_where_the_data_says(page: BrowserPage, viewer: ngshow.Viewer) -> None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from .annotations import write_annotations
 from .errors import ConvertError, MissingChunk
 from .inputs import open_input
 from .plan import Plan, Stage, plan
@@ -30,4 +31,5 @@ __all__ = [
     "plan",
     "run",
     "validate",
+    "write_annotations",
 ]

@@ -62,10 +62,15 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: compressed_segmentation for uint32/uint64 labels, else raw")
     parser.add_argument("--jpeg-quality", type=int, default=85)
     parser.add_argument("--mesh", action="store_true", help="also forge and merge meshes")
+    parser.add_argument("--mesh-format", choices=("multires", "legacy"), default="multires",
+                        help="multi-resolution Draco meshes (default) or legacy <id>:0 fragments")
     parser.add_argument("--mesh-mip", type=_levels, default="auto", metavar="N|auto")
     parser.add_argument("--segment-properties", metavar="FILE.json",
                         help='per-segment properties (segmentations), a JSON object of columns: '
                              '{"ids": [...], "label": [...], "<name>": [numbers], ...}')
+    parser.add_argument("--sharding", choices=("auto", "on", "off"), default="auto",
+                        help="Neuroglancer's sharded format: on, off, or auto (default: for scales "
+                             "of more than 10000 chunks)")
     parser.add_argument("--executor", default="processes", metavar="processes|threads|tcp://HOST:PORT",
                         help="a local process pool (default), threads, or a dask scheduler address")
     parser.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
@@ -94,7 +99,7 @@ def _executor(spec: str, workers: int | None) -> Iterator[Executor | None]:
         with Client(spec) as client:  # type: ignore[no-untyped-call]
             yield client.get_executor(pure=False)
     else:
-        raise SystemExit(f"ngshow convert: --executor must be processes, threads or tcp://..., got {spec!r}")
+        raise ValueError(f"--executor must be processes, threads or tcp://..., got {spec!r}")
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -120,12 +125,14 @@ def run_convert(args: argparse.Namespace) -> int:
             jpeg_quality=args.jpeg_quality,
             memory_budget=args.memory_budget << 20,
             segment_properties=table,
+            sharding=args.sharding,
+            mesh_format=args.mesh_format,
         )
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)
-    except NgshowError as e:
-        print(f"ngshow convert: {e}", file=sys.stderr)
-        return 1
+    except (NgshowError, OSError, ValueError) as e:  # bad input: one line, no traceback
+        print(f"ngshow: error: {e}", file=sys.stderr)
+        return 2
     for s in report.stages:
         done = f" ({s.skipped_tasks} already done)" if s.skipped_tasks else ""
         mb = (s.bytes_in + s.bytes_out) / 1e6

@@ -11,7 +11,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -22,17 +22,24 @@ from .errors import ConvertError
 from .inputs import check_picklable, region_of
 from .precomputed import Scale, Triple, scale_key, volume_info
 from .properties import segment_properties_info
+from .sharding import volume_sharding
 from .storage import Store
-from .tasks import Downsample, Layout, MeshForge, MeshMerge, Task, WriteChunks
+from .multires import mesh_info
+from .sharding import ShardingSpec
+from .tasks import Downsample, Layout, MeshForge, MeshMerge, MultiresMerge, Task, WriteChunks
 
 __all__ = ["Plan", "Stage", "plan", "mip_steps"]
 
 #: Default memory a single task may use (decoded blocks and their downsampled copies).
 DEFAULT_MEMORY_BUDGET = 512 << 20
+#: With ``sharding="auto"``, scales of more chunks than this are sharded.
+SHARD_THRESHOLD = 10_000
 #: A stage is split into at least this many tasks where the volume allows, so workers stay busy.
 MIN_TASKS = 16
 MESH_DIR = "mesh"
 SEGMENT_PROPERTIES_DIR = "segment_properties"
+#: Minishards per mesh shard (2**bits): the client fetches one small index per segment.
+MESH_MINISHARD_BITS = 6
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class Plan:
     provenance_json: str
     stages: tuple[Stage, ...]
     mesh_dir: str | None = None
+    #: The mesh directory's ``info`` document (legacy meshes when None).
+    mesh_info_json: str | None = None
     #: The ``segment_properties/info`` document, or None.
     segment_properties_json: str | None = None
 
@@ -156,6 +165,63 @@ def _grow_block(
     return (block[0], block[1], block[2])
 
 
+def _unit(
+    scales: Sequence[Scale], steps: Sequence[Triple], first: int, count: int, *, itself: bool
+) -> Triple:
+    """The smallest block (voxels of ``scales[first]``) aligned to the chunks, or the shards of
+    sharded scales, of ``scales[first + 1 : first + 1 + count]`` (and of ``scales[first]`` when
+    ``itself``).  Every cell is a chunk times a power of two, so the largest one per axis is a
+    multiple of all the others."""
+    out = [1, 1, 1]
+    factor = [1, 1, 1]
+    for j in range(first, first + count + 1):
+        if j > first:
+            factor = [f * s for f, s in zip(factor, steps[j - 1])]
+        elif not itself:
+            continue
+        cell = scales[j].shard_shape
+        out = [max(o, c * f) for o, c, f in zip(out, cell, factor)]
+    return (out[0], out[1], out[2])
+
+
+def _shard_scales(
+    scales: Sequence[Scale],
+    sharding: Literal["auto", "on", "off"] | bool,
+    voxel_bytes: int,
+    memory_budget: int,
+) -> list[Scale]:
+    """``scales`` with a sharding specification on those that ``sharding`` asks for.
+
+    Scale 0's shards are sized so a task holds its block about three times over (input, its
+    encoded chunks, the fused mips); a downsampled scale's so a task holds the 8x larger
+    block of the scale above twice.
+    """
+    if sharding is True:
+        sharding = "on"
+    elif sharding is False:
+        sharding = "off"
+    if sharding not in ("auto", "on", "off"):
+        raise InvalidRequest(f"sharding must be 'auto', 'on' or 'off', got {sharding!r}")
+    out = []
+    for i, s in enumerate(scales):
+        chunks = math.prod(s.grid)
+        if sharding == "off" or (sharding == "auto" and chunks <= SHARD_THRESHOLD):
+            out.append(s)
+            continue
+        chunk_bytes = math.prod(s.chunk_size) * voxel_bytes
+        held = 3 * chunk_bytes if i == 0 else 2 * 8 * chunk_bytes
+        per_shard = memory_budget // held
+        if per_shard < 1:
+            raise InvalidRequest(
+                f"memory_budget of {memory_budget} bytes is too small for sharded scale {s.key}: "
+                f"one task must hold at least {held} bytes (chunks of {chunk_bytes} bytes)"
+            )
+        encoding = "gzip" if s.encoding == "raw" else "raw"
+        spec = volume_sharding(s.grid, per_shard, data_encoding=encoding)  # type: ignore[arg-type]
+        out.append(replace(s, sharding=spec))
+    return out
+
+
 def _mesh_mip(scales: Sequence[Scale], mesh_mip: int | Literal["auto"]) -> int:
     if mesh_mip != "auto":
         if not 0 <= int(mesh_mip) < len(scales):
@@ -185,6 +251,9 @@ def plan(
     min_tasks: int = MIN_TASKS,
     fuse: bool = True,
     segment_properties: Mapping[str, Any] | None = None,
+    sharding: Literal["auto", "on", "off"] | bool = "auto",
+    mesh_format: Literal["multires", "legacy"] = "multires",
+    mesh_quantization_bits: int = 16,
 ) -> Plan:
     """Plan the conversion of ``source`` into a precomputed dataset at ``dest``.
 
@@ -209,7 +278,7 @@ def plan(
         (uint32/uint64 segmentations).  Default: compressed_segmentation for uint32/uint64
         segmentations, raw otherwise.
     mesh
-        Add mesh forge and mesh merge stages (segmentations only): legacy ``<id>:0`` manifests.
+        Add mesh forge and mesh merge stages (segmentations only).
     mesh_mip
         Scale index to mesh at, or ``"auto"``: the finest scale within 2x of isotropic.
     memory_budget
@@ -231,6 +300,18 @@ def plan(
         strings is the tags; a column of numbers is a number property (int32, uint32 or
         float32); any other column of strings is a string property.  See
         :mod:`ngshow.convert.properties`.
+    sharding
+        ``"on"`` (or True): every scale in Neuroglancer's sharded format (one ``<hex>.shard`` file
+        per block of chunks, sized so one task writes one whole shard within
+        ``memory_budget``); ``"off"`` (or False): one file per chunk; ``"auto"``: sharded for the
+        scales of more than :data:`SHARD_THRESHOLD` chunks.  Multi-resolution meshes are sharded
+        (murmurhash3 of the segment id) when scale 0 is.
+    mesh_format
+        ``"multires"``: Neuroglancer's multi-resolution meshes (``neuroglancer_multilod_draco``,
+        levels of detail from ngshow's simplifier, Draco fragments); ``"legacy"``: single
+        resolution ``<id>:0`` manifests and fragment files.
+    mesh_quantization_bits
+        Multi-resolution meshes: bits per vertex coordinate within a fragment, 10 or 16.
 
     Returns
     -------
@@ -241,6 +322,9 @@ def plan(
     ------
     ConvertError
         If ``segment_properties`` is given for an image, or is malformed.
+    InvalidRequest
+        If an option is invalid, e.g. ``sharding`` with a ``memory_budget`` too small to hold
+        the chunks of one shard.
     """
     if isinstance(source, ArraySource):
         # A source may carry a pyramid of arrays; the finest level is the input, and the
@@ -290,6 +374,12 @@ def plan(
         )
     if mesh and kind != "segmentation":
         raise InvalidRequest("meshes need kind='segmentation'")
+    if mesh_format not in ("multires", "legacy"):
+        raise InvalidRequest(f"mesh_format must be 'multires' or 'legacy', got {mesh_format!r}")
+    if mesh_quantization_bits not in (10, 16):
+        raise InvalidRequest(
+            f"mesh_quantization_bits must be 10 or 16, got {mesh_quantization_bits!r}"
+        )
     properties_json: str | None = None
     if segment_properties is not None:
         if kind != "segmentation":
@@ -322,19 +412,20 @@ def plan(
             )
         )
 
+    voxel_bytes = dtype.itemsize * channels
+    scales = _shard_scales(scales, sharding, voxel_bytes, memory_budget)
     dest_url = Store(dest).url
     layout = Layout(Store(dest_url), kind, dtype.str, channels)
-    voxel_bytes = dtype.itemsize * channels
     stages: list[Stage] = []
 
     # (a) scale 0, read from the source in chunk-aligned blocks, and the first ``fused`` mips
     # computed from those blocks in memory (so scale 0 is not read back), as many as keep the
-    # blocks within the budget and the stage split into enough tasks.
+    # blocks within the budget and the stage split into enough tasks.  Blocks are aligned to
+    # the shards of every sharded scale they write.
     fused = 0
-    unit: Sequence[int] = chunk
+    unit: Sequence[int] = _unit(scales, steps, 0, 0, itself=True)
     while fuse and fused < len(steps):
-        factor = [math.prod(s[a] for s in steps[: fused + 1]) for a in range(3)]
-        trial = [c_ * f for c_, f in zip(chunk, factor)]
+        trial = _unit(scales, steps, 0, fused + 1, itself=True)
         held = math.prod(min(b, n) for b, n in zip(trial, size)) * voxel_bytes * 3
         if held > memory_budget or len(_tile(size, trial)) < 2 * min_tasks:
             break
@@ -358,15 +449,13 @@ def plan(
     while i < len(steps):
         k_best = 1
         for k in range(1, len(steps) - i + 1):
-            factor = [math.prod(s[a] for s in steps[i : i + k]) for a in range(3)]
-            blk = [c_ * f for c_, f in zip(chunk, factor)]
+            blk = _unit(scales, steps, i, k, itself=False)
             held = math.prod(min(b, n) for b, n in zip(blk, scales[i].size)) * voxel_bytes * 2
             n_tasks = len(_tile(scales[i].size, blk))
             if held > memory_budget or (k > 1 and n_tasks < min_tasks // 2):
                 break
             k_best = k
-        factor = [math.prod(s[a] for s in steps[i : i + k_best]) for a in range(3)]
-        blk = [c_ * f for c_, f in zip(chunk, factor)]
+        blk = _unit(scales, steps, i, k_best, itself=False)
         targets = tuple(scales[i + 1 : i + 1 + k_best])
         group = tuple(steps[i : i + k_best])
         ds_tasks = tuple(
@@ -378,6 +467,7 @@ def plan(
         i += k_best
 
     mesh_name: str | None = None
+    mesh_doc: dict[str, Any] | None = None
     if mesh:
         from ..mesh import DEFAULT_SMOOTHING
 
@@ -389,14 +479,40 @@ def plan(
         # The mesher holds labels, a padded copy and the meshes: budget ~16 bytes per voxel.
         mblock = _grow_block(chunk, ms.size, max(16, 2 * voxel_bytes), memory_budget, min_tasks)
         forge = tuple(
-            MeshForge(layout, ms, lo, hi, MESH_DIR, margin, smooth)
+            MeshForge(layout, ms, lo, hi, MESH_DIR, margin, smooth, mesh_format != "legacy")
             for lo, hi in _tile(ms.size, mblock)
         )
         stages.append(Stage(f"mesh forge {ms.key}", forge))
-        parts = max(1, min(len(forge), 64))
-        stages.append(
-            Stage("mesh merge", tuple(MeshMerge(layout, MESH_DIR, p, parts) for p in range(parts)))
-        )
+        if mesh_format == "legacy":
+            parts = max(1, min(len(forge), 64))
+            merge: tuple[Task, ...] = tuple(MeshMerge(layout, MESH_DIR, p, parts) for p in range(parts))
+        else:
+            mesh_sharding = None
+            if scales[0].sharding is not None:
+                mesh_sharding = ShardingSpec(
+                    preshift_bits=0, hash="murmurhash3_x86_128", minishard_bits=MESH_MINISHARD_BITS,
+                    shard_bits=max(0, (len(forge) - 1).bit_length()),
+                    minishard_index_encoding="gzip", data_encoding="gzip",
+                )
+                parts = mesh_sharding.num_shards
+            else:
+                parts = max(1, min(len(forge), 64))
+            mesh_doc = mesh_info(
+                vertex_quantization_bits=mesh_quantization_bits,
+                sharding=None if mesh_sharding is None else mesh_sharding.to_json(),
+            )
+            res = ms.resolution
+            origin = tuple(float(o * r) for o, r in zip(ms.voxel_offset, res))
+            vbox = (*origin, *(float((o + n) * r) for o, n, r in zip(ms.voxel_offset, ms.size, res)))
+            cell = tuple(float(c * r) for c, r in zip(ms.chunk_size, res))
+            merge = tuple(
+                MultiresMerge(
+                    layout, MESH_DIR, p, parts, res, origin, cell,  # type: ignore[arg-type]
+                    mesh_quantization_bits, vbox, mesh_sharding,
+                )
+                for p in range(parts)
+            )
+        stages.append(Stage("mesh merge", merge))
 
     info = volume_info(
         kind=kind, data_type=dtype.name, num_channels=channels, scales=scales, mesh=mesh_name,
@@ -417,6 +533,8 @@ def plan(
                     "chunk_size": list(chunk),
                     "mip_levels": len(steps),
                     "mesh": bool(mesh),
+                    "mesh_format": mesh_format if mesh else None,
+                    "sharding": [s.sharding is not None for s in scales],
                     "source_shape": [int(n) for n in data.shape],
                     "source_dtype": str(np.dtype(data.dtype)),
                 },
@@ -430,6 +548,7 @@ def plan(
         provenance_json=json.dumps(provenance, indent=2, sort_keys=True),
         stages=tuple(stages),
         mesh_dir=mesh_name,
+        mesh_info_json=None if mesh_doc is None else json.dumps(mesh_doc, sort_keys=True),
         segment_properties_json=properties_json,
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidRequest
+from .sharding import ShardingSpec, compressed_morton_code, shard_block_shape
 
 __all__ = [
     "ENCODINGS",
@@ -64,6 +65,8 @@ class Scale:
     factor: Triple = (1, 1, 1)
     cseg_block_size: Triple = (8, 8, 8)
     jpeg_quality: int = 85
+    #: Sharded storage (one ``<hex>.shard`` file per grid-aligned block of chunks), or None.
+    sharding: ShardingSpec | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This scale's entry in ``info["scales"]``."""
@@ -77,7 +80,30 @@ class Scale:
         }
         if self.encoding == "compressed_segmentation":
             out["compressed_segmentation_block_size"] = list(self.cseg_block_size)
+        if self.sharding is not None:
+            out["sharding"] = self.sharding.to_json()
         return out
+
+    @property
+    def shard_shape(self) -> Triple:
+        """Voxel shape (x, y, z) of the block of chunks one shard holds (chunk shape unsharded)."""
+        if self.sharding is None:
+            return self.chunk_size
+        low = self.sharding.preshift_bits + self.sharding.minishard_bits
+        block = shard_block_shape(self.grid, low)
+        return tuple(c * b for c, b in zip(self.chunk_size, block))  # type: ignore[return-value]
+
+    def chunk_id(self, lo: Sequence[int]) -> int:
+        """The compressed Morton code of the chunk starting at ``lo`` (from zero)."""
+        index = [a // c for a, c in zip(lo, self.chunk_size)]
+        return int(compressed_morton_code(index, self.grid))
+
+    def shard_key(self, lo: Sequence[int]) -> str:
+        """The storage key of the shard holding the chunk starting at ``lo`` (sharded scales)."""
+        if self.sharding is None:
+            raise InvalidRequest(f"scale {self.key} is not sharded")
+        shard, _ = self.sharding.shard_and_minishard(self.chunk_id(lo))
+        return f"{self.key}/{self.sharding.shard_name(shard)}"
 
     @property
     def grid(self) -> Triple:
@@ -104,6 +130,12 @@ class Scale:
             for gy in range(first[1], last[1]):
                 for gx in range(first[0], last[0]):
                     yield self.chunk_bounds((gx, gy, gz))
+
+    def grid_positions(self) -> np.ndarray[Any, Any]:
+        """``(n, 3)`` grid positions (x, y, z) of every chunk, x fastest."""
+        gx, gy, gz = self.grid
+        z, y, x = np.meshgrid(np.arange(gz), np.arange(gy), np.arange(gx), indexing="ij")
+        return np.stack([x.ravel(), y.ravel(), z.ravel()], axis=1)
 
     def all_chunks(self) -> Iterator[tuple[Triple, Triple]]:
         """Every chunk of this scale."""

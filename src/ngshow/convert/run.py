@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ConvertError
+from .executors import CleanProcessPool
 from .inputs import Region, Spill
 from .plan import SEGMENT_PROPERTIES_DIR, Plan, Stage
 from .storage import Store
@@ -61,30 +61,14 @@ class RunReport:
         return sum(s.seconds for s in self.stages)
 
 
-def default_executor(workers: int | None = None) -> ProcessPoolExecutor:
-    """A process pool of ``workers`` (default: all cores) started by a fork server.
+def default_executor(workers: int | None = None) -> CleanProcessPool:
+    """A pool of ``workers`` (default: all cores) clean worker processes.
 
-    Forking a driver that runs threads (progress bars, fsspec's event loop) is unsafe, so
-    workers come from a clean server process instead.
+    Workers start from a fresh interpreter that imports only ngshow's task code, never the
+    caller's ``__main__``, so plain scripts without a main guard, ``python -c``, stdin and
+    notebooks all work (:mod:`ngshow.convert.executors`).
     """
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        # Workers fork from a server that has imported the task code (NumPy, the codecs, the
-        # mesher) already, so each starts in milliseconds.  No effect once the server runs.
-        context.set_forkserver_preload(_PRELOAD)
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context)
-
-
-#: Modules the fork server imports before forking workers (missing ones are skipped).
-_PRELOAD = [
-    "__main__",
-    "numpy",
-    "compressed_segmentation",
-    "ngshow.convert.tasks",
-    "ngshow.sources",
-    "ngshow.mesh",
-]
+    return CleanProcessPool(workers)
 
 
 def _width(executor: Executor) -> int:
@@ -118,7 +102,8 @@ def _write_documents(plan: Plan, store: Store) -> None:
         store.put("info", plan.info_json.encode())
     store.put("provenance", plan.provenance_json.encode())
     if plan.mesh_dir is not None:
-        store.put(f"{plan.mesh_dir}/info", b'{"@type":"neuroglancer_legacy_mesh"}')
+        doc = plan.mesh_info_json or '{"@type":"neuroglancer_legacy_mesh"}'
+        store.put(f"{plan.mesh_dir}/info", doc.encode())
     if plan.segment_properties_json is not None:
         store.put(f"{SEGMENT_PROPERTIES_DIR}/info", plan.segment_properties_json.encode())
 
@@ -214,7 +199,7 @@ def run(
     limit = max_in_flight or 2 * _width(pool)
     report = RunReport(plan.dest)
     if spill is None:
-        spill = isinstance(pool, ProcessPoolExecutor)
+        spill = isinstance(pool, (ProcessPoolExecutor, CleanProcessPool))
     spiller: Spill | None = None
     if spill is not False:
         spiller = Spill(None if spill is True else spill)

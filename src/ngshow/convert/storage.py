@@ -102,6 +102,18 @@ class Store:
         except FileNotFoundError:
             return None
 
+    def get_range(self, key: str, start: int, end: int) -> bytes | None:
+        """Bytes ``[start, end)`` at ``key`` (fewer past its end), or None if it does not exist."""
+        fs = self._open()
+        try:
+            if self._local:
+                with open(self.path(key), "rb") as f:
+                    f.seek(start)
+                    return f.read(max(0, end - start))
+            return bytes(fs.cat_file(self.path(key), start=start, end=end))
+        except FileNotFoundError:
+            return None
+
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` at ``key`` atomically (replacing what was there)."""
         fs = self._open()

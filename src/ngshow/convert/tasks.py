@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import MissingChunk
+from .errors import ConvertError, MissingChunk
 from .inputs import Region
 from .precomputed import Scale, Triple, decode_chunk, encode_chunk
+from .sharding import ShardingSpec, ShardReader, encode_shard
 from .storage import WORK_PREFIX, Store
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Layout",
     "MeshForge",
     "MeshMerge",
+    "MultiresMerge",
     "Task",
     "TaskResult",
     "WriteChunks",
@@ -65,6 +67,43 @@ class Layout:
     channels: int
 
 
+def _stored_chunks(
+    layout: Layout, scale: Scale, boxes: Sequence[tuple[Triple, Triple]]
+) -> Iterator[tuple[Triple, Triple, bytes]]:
+    """``(lo, hi, data)`` of each chunk box, from its own file or from its shard (ranged reads).
+
+    Raises
+    ------
+    MissingChunk
+        If a chunk (or its shard) has not been written.
+    """
+    store = layout.store
+    spec = scale.sharding
+    if spec is None:
+        for clo, chi in boxes:
+            key = scale.chunk_key(clo, chi)
+            data = store.get(key)
+            if data is None:
+                raise MissingChunk(f"chunk {key} is missing from {store.url}")
+            yield clo, chi, data
+        return
+    by_shard: dict[str, list[tuple[int, Triple, Triple]]] = defaultdict(list)
+    for clo, chi in boxes:
+        by_shard[scale.shard_key(clo)].append((scale.chunk_id(clo), clo, chi))
+    for key, wanted in by_shard.items():
+        if not store.exists(key):
+            raise MissingChunk(f"shard {key} is missing from {store.url}")
+
+        def read(a: int, b: int, key: str = key) -> bytes:
+            return store.get_range(key, a, b) or b""
+
+        found = ShardReader(read, spec, name=key).get_many(cid for cid, _, _ in wanted)
+        for cid, clo, chi in wanted:
+            if cid not in found:
+                raise MissingChunk(f"chunk {cid} of {key} is missing from {store.url}")
+            yield clo, chi, found[cid]
+
+
 def read_box(
     layout: Layout, scale: Scale, lo: Sequence[int], hi: Sequence[int]
 ) -> tuple[np.ndarray[Any, Any], int]:
@@ -79,11 +118,7 @@ def read_box(
     shape = (layout.channels, *(b - a for a, b in zip(reversed(lo), reversed(hi))))
     out = np.empty(shape, dtype=dtype)
     nbytes = 0
-    for clo, chi in scale.chunks_in(lo, hi):
-        key = scale.chunk_key(clo, chi)
-        data = layout.store.get(key)
-        if data is None:
-            raise MissingChunk(f"chunk {key} is missing from {layout.store.url}")
+    for clo, chi, data in _stored_chunks(layout, scale, list(scale.chunks_in(lo, hi))):
         nbytes += len(data)
         chunk = decode_chunk(
             data, scale, [b - a for a, b in zip(clo, chi)], dtype, layout.channels, trusted=True
@@ -99,8 +134,14 @@ def read_box(
 def _write_box(
     layout: Layout, scale: Scale, array: np.ndarray[Any, Any], lo: Sequence[int]
 ) -> tuple[int, int, int]:
-    """Write every chunk of ``array`` (placed at ``lo``, chunk-aligned): (written, skipped, bytes)."""
+    """Write every chunk of ``array`` (placed at ``lo``, chunk-aligned): (written, skipped, bytes).
+
+    A sharded scale's box must cover whole shards; each shard is written once, whole, in the
+    order :func:`_output_keys` gives.
+    """
     hi = [a + n for a, n in zip(lo, reversed(array.shape[1:]))]
+    if scale.sharding is not None:
+        return _write_shards(layout, scale, array, lo, hi)
     written = skipped = nbytes = 0
     for clo, chi in scale.chunks_in(lo, hi):
         key = scale.chunk_key(clo, chi)
@@ -115,7 +156,50 @@ def _write_box(
     return written, skipped, nbytes
 
 
+def _shard_boxes(scale: Scale, lo: Sequence[int], hi: Sequence[int]) -> list[tuple[Triple, Triple]]:
+    """The shard blocks ``(lo, hi)`` (voxels, clipped to the scale) tiling the box, in key order."""
+    shape = scale.shard_shape
+    for a, b, s, n in zip(lo, hi, shape, scale.size):
+        if a % s or (b % s and b != n):
+            raise ConvertError(
+                f"box {tuple(lo)}-{tuple(hi)} of sharded scale {scale.key} is not aligned to its "
+                f"shards of {shape} voxels"
+            )
+    out: list[tuple[Triple, Triple]] = []
+    for z in range(lo[2], hi[2], shape[2]):
+        for y in range(lo[1], hi[1], shape[1]):
+            for x in range(lo[0], hi[0], shape[0]):
+                shi = (min(x + shape[0], scale.size[0]), min(y + shape[1], scale.size[1]),
+                       min(z + shape[2], scale.size[2]))
+                out.append(((x, y, z), shi))
+    return sorted(out, key=lambda box: scale.shard_key(box[0]))
+
+
+def _write_shards(
+    layout: Layout, scale: Scale, array: np.ndarray[Any, Any], lo: Sequence[int], hi: Sequence[int]
+) -> tuple[int, int, int]:
+    assert scale.sharding is not None
+    written = skipped = nbytes = 0
+    for slo, shi in _shard_boxes(scale, lo, hi):
+        key = scale.shard_key(slo)
+        if layout.store.exists(key):
+            skipped += 1
+            continue
+        chunks: dict[int, bytes] = {}
+        for clo, chi in scale.chunks_in(slo, shi):
+            box = (slice(None), *(slice(a - l, b - l) for a, b, l in zip(reversed(clo), reversed(chi), reversed(lo))))
+            chunks[scale.chunk_id(clo)] = encode_chunk(np.ascontiguousarray(array[box]), scale)
+        data = encode_shard(chunks, scale.sharding)
+        layout.store.put(key, data)
+        written += 1
+        nbytes += len(data)
+    return written, skipped, nbytes
+
+
 def _last_key(scale: Scale, lo: Sequence[int], hi: Sequence[int]) -> str:
+    """The key a task writes last for the box ``[lo, hi)`` of ``scale``."""
+    if scale.sharding is not None:
+        return scale.shard_key(_shard_boxes(scale, lo, hi)[-1][0])
     *_, (clo, chi) = scale.chunks_in(lo, hi)
     return scale.chunk_key(clo, chi)
 
@@ -219,6 +303,28 @@ class Downsample:
 _FRAGMENT = re.compile(r"^(\d+):0:(.+)$")
 
 
+def piece_folder(mesh_dir: str) -> str:
+    """The work folder of the forge's pieces for multi-resolution meshes."""
+    return f"{WORK_PREFIX}/pieces/{mesh_dir}"
+
+
+def _pieces_by_label(store: Store, folder: str, keep: Any) -> dict[int, list[str]]:
+    """Piece names per label (sorted), for the labels ``keep(label)`` accepts."""
+    out: dict[int, list[str]] = defaultdict(list)
+    for name in store.list(folder):
+        match = _FRAGMENT.match(name)
+        if match and keep(int(match.group(1))):
+            out[int(match.group(1))].append(name)
+    return {label: sorted(out[label]) for label in sorted(out)}
+
+
+def _read_piece(data: bytes) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    (n,) = np.frombuffer(data, "<u4", 1)
+    v = np.frombuffer(data, "<f4", 3 * int(n), 4).reshape(-1, 3)
+    f = np.frombuffer(data, "<u4", offset=4 + 12 * int(n)).reshape(-1, 3)
+    return v, f
+
+
 def _crop_mesh(
     vertices: np.ndarray[Any, Any],
     faces: np.ndarray[Any, Any],
@@ -268,10 +374,17 @@ class MeshForge:
     mesh_dir: str
     margin: int
     smooth: int
+    #: Write the pieces to the work area for :class:`MultiresMerge` (not legacy fragments).
+    multires: bool = False
 
     @property
     def marker(self) -> str:
         return f"{WORK_PREFIX}/done/{self.mesh_dir}/forge/{_bbox_name(self.lo, self.hi)}"
+
+    @property
+    def folder(self) -> str:
+        """Where the fragments go: the mesh directory, or the multires pieces' work folder."""
+        return piece_folder(self.mesh_dir) if self.multires else self.mesh_dir
 
     def run(self) -> TaskResult:
         from ..mesh import mesh_all
@@ -306,7 +419,7 @@ class MeshForge:
                 + np.ascontiguousarray(v, dtype="<f4").tobytes()
                 + np.ascontiguousarray(f, dtype="<u4").tobytes()
             )
-            if store.put_if_absent(f"{self.mesh_dir}/{label}:0:{name}", data):
+            if store.put_if_absent(f"{self.folder}/{label}:0:{name}", data):
                 written += 1
                 bytes_out += len(data)
             else:
@@ -336,14 +449,10 @@ class MeshMerge:
         store = self.layout.store
         if store.exists(self.marker):
             return TaskResult(skipped_task=True)
-        fragments: dict[int, list[str]] = defaultdict(list)
-        for name in store.list(self.mesh_dir):
-            match = _FRAGMENT.match(name)
-            if match and int(match.group(1)) % self.parts == self.part:
-                fragments[int(match.group(1))].append(name)
+        fragments = _pieces_by_label(store, self.mesh_dir, lambda label: label % self.parts == self.part)
         written = skipped = bytes_out = 0
         for label in sorted(fragments):
-            body = json.dumps({"fragments": sorted(fragments[label])}, separators=(",", ":"))
+            body = json.dumps({"fragments": fragments[label]}, separators=(",", ":"))
             data = body.encode()
             if store.put_if_absent(f"{self.mesh_dir}/{label}:0", data):
                 written += 1
@@ -352,3 +461,78 @@ class MeshMerge:
                 skipped += 1
         store.put(self.marker, b"")
         return TaskResult(written, skipped, 0, bytes_out)
+
+
+@dataclass(frozen=True)
+class MultiresMerge:
+    """Stage (d), multi-resolution: build the meshes of the labels of one part (unsharded:
+    ``label % parts == part``) or of one shard (sharded: the murmurhash3 shard of the label).
+
+    Each label's forge pieces are read from storage and welded, its levels of detail made,
+    fragmented and Draco-encoded (:mod:`ngshow.convert.multires`).  Unsharded, each label gets
+    ``<id>`` (fragment data) then ``<id>.index`` (manifest); sharded, the part's labels go into
+    one ``<hex>.shard`` written whole, each manifest right after its fragment data.
+    """
+
+    layout: Layout
+    mesh_dir: str
+    part: int
+    parts: int
+    voxel_size: tuple[float, float, float]
+    grid_origin: tuple[float, float, float]
+    chunk_shape: tuple[float, float, float]
+    bits: int
+    box: tuple[float, ...] | None
+    sharding: ShardingSpec | None = None
+
+    @property
+    def marker(self) -> str:
+        return f"{WORK_PREFIX}/done/{self.mesh_dir}/multires/{self.part}-of-{self.parts}"
+
+    def _mine(self, label: int) -> bool:
+        if self.sharding is None:
+            return label % self.parts == self.part
+        return self.sharding.shard_and_minishard(label)[0] == self.part
+
+    def run(self) -> TaskResult:
+        from .multires import encode_object, weld
+
+        store = self.layout.store
+        if store.exists(self.marker):
+            return TaskResult(skipped_task=True)
+        folder = piece_folder(self.mesh_dir)
+        written = skipped = bytes_in = bytes_out = 0
+        manifests: dict[int, bytes] = {}
+        fragments: dict[int, bytes] = {}
+        for label, names in _pieces_by_label(store, folder, self._mine).items():
+            if self.sharding is None and store.exists(f"{self.mesh_dir}/{label}.index"):
+                skipped += 1
+                continue
+            pieces = []
+            for name in names:
+                data = store.get(f"{folder}/{name}")
+                if data is None:
+                    raise MissingChunk(f"mesh piece {folder}/{name} is missing from {store.url}")
+                bytes_in += len(data)
+                pieces.append(_read_piece(data))
+            v, f = weld(pieces)
+            if len(f) == 0:
+                continue
+            frag_data, manifest = encode_object(
+                v, f, voxel_size=self.voxel_size, grid_origin=self.grid_origin,
+                chunk_shape=self.chunk_shape, bits=self.bits, box=self.box,
+            )
+            if self.sharding is None:
+                store.put(f"{self.mesh_dir}/{label}", frag_data)
+                store.put(f"{self.mesh_dir}/{label}.index", manifest)
+                written += 2
+                bytes_out += len(frag_data) + len(manifest)
+            else:
+                manifests[label], fragments[label] = manifest, frag_data
+        if self.sharding is not None and manifests:
+            data = encode_shard(manifests, self.sharding, prefixes=fragments)
+            store.put(f"{self.mesh_dir}/{self.sharding.shard_name(self.part)}", data)
+            written += 1
+            bytes_out += len(data)
+        store.put(self.marker, b"")
+        return TaskResult(written, skipped, bytes_in, bytes_out)

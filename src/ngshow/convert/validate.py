@@ -20,12 +20,18 @@ import numpy as np
 from ..errors import InvalidRequest
 from .precomputed import DATA_TYPES, ENCODINGS, Scale, decode_chunk
 from .properties import check_segment_properties
+from .multires import MULTIRES_TYPE, Manifest, fragment_problem, parse_manifest, zorder
+from .sharding import ShardError, ShardingSpec, ShardReader, compressed_morton_code
 from .storage import WORK_PREFIX, Store
+from .validate_annotations import ANNOTATION_TYPE, check_annotations
 
 __all__ = ["Problem", "validate"]
 
 _CHUNK = re.compile(r"^(\d+)-(\d+)_(\d+)-(\d+)_(\d+)-(\d+)$")
 _MANIFEST = re.compile(r"^(\d+):0$")
+_MULTIRES_INDEX = re.compile(r"^(\d+)\.index$")
+_MULTIRES_DATA = re.compile(r"^\d+$")
+_SHARD = re.compile(r"^[0-9a-f]+\.shard$")
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,9 @@ def validate(url: str, *, full: bool = False, max_problems: int = 1000) -> list[
         return [Problem("info", f"not valid JSON: {e}")]
     if not isinstance(info, dict):
         return [Problem("info", "must be a JSON object")]
+    if info.get("@type") == ANNOTATION_TYPE:
+        check_annotations(store, info, report)
+        return problems
     if info.get("@type", "neuroglancer_multiscale_volume") != "neuroglancer_multiscale_volume":
         report("info", f"@type is {info.get('@type')!r}, expected 'neuroglancer_multiscale_volume'")
     kind = info.get("type")
@@ -112,11 +121,11 @@ def validate(url: str, *, full: bool = False, max_problems: int = 1000) -> list[
             report("info", f"scales[{i}]: key {scale.key!r} is used twice")
             continue
         keys.add(scale.key)
-        if isinstance(entry, dict) and "sharding" in entry:
-            report(scale.key, "sharded scales are not checked")
-            continue
         if data_type is not None and channels is not None:
-            _check_chunks(store, scale, np.dtype(data_type), channels, full, report)
+            if scale.sharding is not None:
+                _check_shards(store, scale, np.dtype(data_type), channels, full, report)
+            else:
+                _check_chunks(store, scale, np.dtype(data_type), channels, full, report)
     mesh = info.get("mesh")
     if mesh is not None:
         if kind != "segmentation":
@@ -199,11 +208,22 @@ def _check_scale_entry(
         if data_type not in (None, "uint8") or channels not in (None, 1, 3):
             report(where, f"jpeg needs uint8 with 1 or 3 channels, not {data_type} x {channels}")
             ok = False
+    sharding: ShardingSpec | None = None
+    if "sharding" in entry:
+        try:
+            sharding = ShardingSpec.from_json(entry["sharding"])
+        except InvalidRequest as e:
+            report(where, str(e))
+            ok = False
+        if isinstance(chunks, list) and len(chunks) != 1:
+            report(where, f"a sharded scale must have one chunk size, got {len(chunks)}")
+            ok = False
     if not ok:
         return None
     return Scale(
         key=key, size=tuple(size), resolution=tuple(resolution), voxel_offset=tuple(offset),  # type: ignore[arg-type]
         chunk_size=tuple(chunk), encoding=encoding, cseg_block_size=tuple(block),  # type: ignore[arg-type]
+        sharding=sharding,
     )
 
 
@@ -239,6 +259,81 @@ def _check_chunks(
                 report(key, str(e))
 
 
+def _check_shards(
+    store: Store, scale: Scale, dtype: np.dtype[Any], channels: int, full: bool, report: Any
+) -> None:
+    """Every shard of the scale's grid present, its indexes in bounds and consistent, every chunk
+    of the grid listed once in the right shard and minishard, and (``full``) decodable."""
+    spec = scale.sharding
+    assert spec is not None
+    positions = scale.grid_positions()
+    try:
+        ids = compressed_morton_code(positions, scale.grid)
+    except InvalidRequest as e:
+        report(scale.key, str(e))
+        return
+    shard_of, _minishard_of = spec.locations(ids)
+    wanted: dict[str, dict[int, tuple[int, ...]]] = {}
+    for pos, cid, shard in zip(positions.tolist(), ids.tolist(), shard_of.tolist()):
+        lo, hi = scale.chunk_bounds(pos)
+        shape = tuple(b - a for a, b in zip(lo, hi))
+        wanted.setdefault(spec.shard_name(int(shard)), {})[int(cid)] = shape
+    present = store.list(scale.key)
+    for name in sorted(set(wanted) - set(present)):
+        report(f"{scale.key}/{name}", f"missing shard ({len(wanted[name])} chunks)")
+    for name in sorted(set(present) - set(wanted)):
+        report(f"{scale.key}/{name}", "unexpected file (no chunk of this scale's grid is in it)")
+    for name in sorted(set(present) & set(wanted)):
+        key = f"{scale.key}/{name}"
+
+        def read(a: int, b: int, key: str = key) -> bytes:
+            return store.get_range(key, a, b) or b""
+
+        reader = ShardReader(read, spec, size=present[name], name=key)
+        expected = wanted[name]
+        seen: set[int] = set()
+        try:
+            for m in range(spec.num_minishards):
+                for entry in reader.minishard(m):
+                    if entry.key not in expected:
+                        report(key, f"minishard {m} lists chunk {entry.key}, which is not in this shard")
+                        continue
+                    if spec.shard_and_minishard(entry.key)[1] != m:
+                        report(key, f"minishard {m} lists chunk {entry.key} of another minishard")
+                    if entry.key in seen:
+                        report(key, f"chunk {entry.key} is listed twice")
+                    seen.add(entry.key)
+                    if full or (scale.encoding == "raw" and spec.data_encoding == "raw"):
+                        data = reader.decode(reader.read(entry.start, entry.end))
+                        _check_chunk_data(key, f"chunk {entry.key}: ", data, scale, expected[entry.key],
+                                          dtype, channels, full, report)
+        except ShardError as err:
+            report(key, str(err))
+            continue
+        missing = sorted(set(expected) - seen)
+        if missing:
+            report(key, f"{len(missing)} chunks missing, e.g. chunk {missing[0]}")
+
+
+def _check_chunk_data(
+    key: str, prefix: str, data: bytes, scale: Scale, shape: tuple[int, ...],
+    dtype: np.dtype[Any], channels: int, full: bool, report: Any,
+) -> None:
+    if scale.encoding == "raw":
+        want = math.prod(shape) * channels * dtype.itemsize
+        if len(data) != want:
+            report(key, f"{prefix}{len(data)} bytes, expected {want} for a raw {shape} chunk")
+            return
+    elif not data:
+        report(key, f"{prefix}empty chunk")
+        return
+    if full:
+        try:
+            decode_chunk(data, scale, shape, dtype, channels)
+        except InvalidRequest as e:
+            report(key, f"{prefix}{e}")
+
+
 def _check_meshes(store: Store, mesh: str, full: bool, report: Any) -> None:
     raw = store.get(f"{mesh}/info")
     if raw is None:
@@ -250,8 +345,11 @@ def _check_meshes(store: Store, mesh: str, full: bool, report: Any) -> None:
             report(f"{mesh}/info", f"not valid JSON: {e}")
             mesh_info = {}
         kind = mesh_info.get("@type") if isinstance(mesh_info, dict) else None
+        if kind == MULTIRES_TYPE:
+            _check_multires(store, mesh, mesh_info, full, report)
+            return
         if kind != "neuroglancer_legacy_mesh":
-            report(f"{mesh}/info", f"@type is {kind!r}; only neuroglancer_legacy_mesh is checked")
+            report(f"{mesh}/info", f"@type is {kind!r}; expected neuroglancer_legacy_mesh or {MULTIRES_TYPE}")
             return
     files = store.list(mesh)
     listed: set[str] = set()
@@ -281,6 +379,113 @@ def _check_meshes(store: Store, mesh: str, full: bool, report: Any) -> None:
         if name in listed or name == "info" or _MANIFEST.match(name) or name.startswith(WORK_PREFIX):
             continue
         report(f"{mesh}/{name}", "not listed in any manifest")
+
+
+def _check_multires(store: Store, mesh: str, info: dict[str, Any], full: bool, report: Any) -> None:
+    """``neuroglancer_multilod_draco``: the info, every manifest (levels, Z-order, sizes adding
+    up to its fragment data) and, with ``full``, every Draco fragment."""
+    where = f"{mesh}/info"
+    bits = info.get("vertex_quantization_bits")
+    if bits not in (10, 16):
+        report(where, f"vertex_quantization_bits is {bits!r}, expected 10 or 16")
+        return
+    transform = info.get("transform")
+    if not (isinstance(transform, list) and len(transform) == 12
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in transform)):
+        report(where, f"transform is {transform!r}, expected 12 numbers")
+    multiplier = info.get("lod_scale_multiplier")
+    if not isinstance(multiplier, (int, float)) or isinstance(multiplier, bool) or multiplier <= 0:
+        report(where, f"lod_scale_multiplier is {multiplier!r}, expected a positive number")
+    files = store.list(mesh)
+    objects: list[tuple[str, bytes | None, int, int, Any]] = []  # (key, manifest, start, end, read)
+    if "sharding" in info:
+        try:
+            spec = ShardingSpec.from_json(info["sharding"])
+        except InvalidRequest as e:
+            report(where, str(e))
+            return
+        for name in sorted(files):
+            if name == "info":
+                continue
+            key = f"{mesh}/{name}"
+            if not _SHARD.match(name):
+                report(key, "unexpected file in a sharded mesh directory")
+                continue
+
+            def read(a: int, b: int, key: str = key) -> bytes:
+                return store.get_range(key, a, b) or b""
+
+            reader = ShardReader(read, spec, size=files[name], name=key)
+            try:
+                for m in range(spec.num_minishards):
+                    for entry in reader.minishard(m):
+                        shard, minishard = spec.shard_and_minishard(entry.key)
+                        if spec.shard_name(shard) != name or minishard != m:
+                            report(key, f"segment {entry.key} is stored in the wrong shard or minishard")
+                        raw = reader.decode(reader.read(entry.start, entry.end))
+                        objects.append((f"{key} segment {entry.key}", raw, -1, entry.start, read))
+            except ShardError as err:
+                report(key, str(err))
+    else:
+        for name in sorted(files):
+            key = f"{mesh}/{name}"
+            if name == "info" or _MULTIRES_DATA.match(name):
+                continue
+            match = _MULTIRES_INDEX.match(name)
+            if not match:
+                report(key, "unexpected file in a multi-resolution mesh directory")
+                continue
+            data_name = match.group(1)
+            if data_name not in files:
+                report(key, f"its fragment data {mesh}/{data_name} is missing")
+                continue
+            data_key = f"{mesh}/{data_name}"
+
+            def read_data(a: int, b: int, key: str = data_key) -> bytes:
+                return store.get_range(key, a, b) or b""
+
+            objects.append((key, store.get(key), 0, files[data_name], read_data))
+        for name in sorted(files):
+            if _MULTIRES_DATA.match(name) and f"{name}.index" not in files:
+                report(f"{mesh}/{name}", "fragment data without a manifest")
+    for key, raw_manifest, start, end, read in objects:
+        try:
+            manifest = parse_manifest(raw_manifest or b"")
+        except InvalidRequest as e:
+            report(key, f"broken manifest: {e}")
+            continue
+        problem = _manifest_problem(manifest)
+        if problem:
+            report(key, problem)
+            continue
+        if start < 0:  # sharded: the fragment data ends where the manifest starts
+            start = end - manifest.data_size
+            if start < (16 << spec.minishard_bits):
+                report(key, f"fragment data of {manifest.data_size} bytes would start before the shard's data")
+                continue
+        elif end - start != manifest.data_size:
+            report(key, f"fragment sizes add up to {manifest.data_size} bytes, its data has {end - start}")
+            continue
+        if full:
+            offset = start
+            for lod, sizes in enumerate(manifest.sizes):
+                for size in sizes.tolist():
+                    problem = fragment_problem(read(offset, offset + size), bits=bits, lod=lod)
+                    if problem:
+                        report(key, f"LOD {lod} fragment at byte {offset - start}: {problem}")
+                    offset += size
+
+
+def _manifest_problem(manifest: Manifest) -> str | None:
+    if manifest.num_lods < 1:
+        return "no levels of detail"
+    if not all(c > 0 and math.isfinite(c) for c in manifest.chunk_shape):
+        return f"chunk_shape {manifest.chunk_shape} is not positive"
+    for lod, positions in enumerate(manifest.positions):
+        codes = zorder(positions)
+        if len(codes) > 1 and not (codes[1:] > codes[:-1]).all():
+            return f"LOD {lod} fragment positions are not in Z-order (or repeat)"
+    return None
 
 
 def _fragment_problem(data: bytes) -> str | None:
