@@ -101,7 +101,7 @@ def mesh_command(argv: Sequence[str]) -> int:
 
     try:
         opened = open_file(args.labels)
-        labels, space = opened.volume(channels=False)
+        labels, _ = opened.volume(channels=False)
         voxel_size = args.voxel_size or opened.voxel_size or (1.0, 1.0, 1.0)
         simplify = not args.no_simplify
         if args.ids is None:
