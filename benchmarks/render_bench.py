@@ -86,7 +86,8 @@ def measure(b: Any, url: str, move: Callable[[list[float]], None], moves: list[l
     context = b.new_context(viewport={"width": 1000, "height": 800})
     page = context.new_page()
     errors: list[str] = []
-    context.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    # 412 is the state protocol at work (a stale browser edit, PROTOCOL.md §2.3), not a failure.
+    context.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 and r.status != 412 else None)
     try:
         t0 = time.perf_counter()
         page.goto(url)
