@@ -36,7 +36,7 @@ def test_ome_zarr_shows_with_its_scales_colours_and_labels(
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [32, 32, 8]
-        s.cross_section_scale = METRES_PER_PIXEL
+        s.cross_section_scale = METRES_PER_PIXEL / 0.5e-6  # in 0.5 µm voxels (the smallest shown) per pixel
     page.open(viewer.url)
 
     space = page.page.evaluate(
