@@ -44,8 +44,9 @@ def _axes(text: str) -> str | list[str]:
 
 
 def _is_precomputed(spec: str) -> bool:
-    """A precomputed dataset: a ``precomputed://`` URL, or a folder with an ``info`` file."""
-    return spec.startswith("precomputed://") or Path(spec, "info").is_file()
+    """A precomputed dataset: a ``precomputed://``, ``s3://`` or ``gs://`` URL, or a folder with an
+    ``info`` file."""
+    return spec.startswith(("precomputed://", "s3://", "gs://")) or Path(spec, "info").is_file()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +101,7 @@ def mesh_command(argv: Sequence[str]) -> int:
 
     try:
         opened = open_file(args.labels)
-        labels, space = opened.volume(channels=False)
+        labels, _ = opened.volume(channels=False)
         voxel_size = args.voxel_size or opened.voxel_size or (1.0, 1.0, 1.0)
         simplify = not args.no_simplify
         if args.ids is None:
