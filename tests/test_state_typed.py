@@ -86,6 +86,10 @@ def test_attributes_are_views_over_the_json_and_unknown_keys_round_trip() -> Non
     state.layer_panel = None
     assert "selectedLayer" not in state.json
 
+    # Code written for the raw dicts keeps working.
+    em.update(tab="rendering")
+    assert em.pop("tab") == "rendering" and em.setdefault("blend", "x") == "additive" and "name" in dict(em.items())
+
     # The mapping: assign, replace and delete layers by name.
     state.layers["copy"] = em
     assert state.layers["copy"].name == "copy" and state.layers["copy"].opacity == 0.25

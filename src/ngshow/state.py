@@ -253,7 +253,8 @@ class _JsonView:
     def __setattr__(self, name: str, value: Any) -> None:
         # A typo (``layer.opactiy = 0.2``) must not pass silently as a plain Python attribute.
         if name != "json" and not hasattr(type(self), name):
-            known = sorted(n for n in dir(type(self)) if not n.startswith("_") and n not in ("get", "to_json", "copy"))
+            methods = ("get", "to_json", "copy", "update", "setdefault", "pop", "keys", "items")
+            known = sorted(n for n in dir(type(self)) if not n.startswith("_") and n not in methods)
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; it has {known}")
         super().__setattr__(name, value)
 
@@ -268,6 +269,22 @@ class _JsonView:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.json.get(key, default)
+
+    # The dict methods code written against the raw JSON uses, so it keeps working.
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.json.update(*args, **kwargs)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return self.json.setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return self.json.pop(key, *default)
+
+    def keys(self) -> Any:
+        return self.json.keys()
+
+    def items(self) -> Any:
+        return self.json.items()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _JsonView):

@@ -49,7 +49,7 @@ def test_tiled_6000x4000_equals_the_single_canvas_downscaled(viewer: ngshow.View
     with viewer.txn() as s:
         s.cross_section_scale = 0.05  # ten times the pixels per voxel
     started = time.monotonic()
-    figure = figures.tiled_screenshot(viewer, (6000, 4000))
+    figure = figures.tiled_screenshot(viewer, (6000, 4000), timeout=600)  # per tile, for a loaded machine
     big = pixels(figure.png)
     assert big.shape == (4000, 6000, 3) and figure.tiles == (3, 2)
     assert figure.seam_difference < 0.5, "neighbouring tiles disagree where they overlap"

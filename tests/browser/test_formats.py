@@ -37,7 +37,7 @@ def test_ome_zarr_shows_with_its_scales_colours_and_labels(
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [32, 32, 8]
-        s.cross_section_scale = METRES_PER_PIXEL
+        s.cross_section_scale = METRES_PER_PIXEL / 0.5e-6  # in 0.5 µm voxels (the smallest shown) per pixel
     page.open(viewer.url)
 
     space = page.page.evaluate(
@@ -78,7 +78,7 @@ def test_imagej_hyperstack_shows_with_its_sizes(page: BrowserPage, viewer: ngsho
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [24, 16, 2, 1]
-        s.cross_section_scale = 1.6 * 48 * 0.25e-6 / 800
+        s.cross_section_scale = 1.6 * 48 / 800  # in 0.25 µm voxels (the smallest shown) per pixel
     page.open(viewer.url)
     space = page.page.evaluate(
         "() => { const s = window.viewer.coordinateSpace.value; return {names: s.names, scales: Array.from(s.scales), units: s.units}; }"
