@@ -16,12 +16,12 @@ from .conftest import BrowserPage
 
 pytestmark = pytest.mark.browser
 
-METRES_PER_PIXEL = 1.6 * 64 * 0.5e-6 / 800  # the 64 x 0.5 µm image fits the panel
+VOXELS_PER_PIXEL = 1.6 * 64 / 800  # the 64-voxel-wide image fits the panel (canonical voxels: 0.5 µm)
 
 
 def colour_at(pixels: np.ndarray[Any, Any], x: float, y: float) -> np.ndarray[Any, Any]:
     """Mean colour of a 5x5 patch around data position (x, y) (voxels, 0.5 µm), the view centred on (32, 32)."""
-    per_voxel = 0.5e-6 / METRES_PER_PIXEL
+    per_voxel = 1 / VOXELS_PER_PIXEL
     cy, cx = pixels.shape[0] / 2, pixels.shape[1] / 2
     px, py = int(cx + (x - 32) * per_voxel), int(cy + (y - 32) * per_voxel)
     return pixels[py - 2 : py + 3, px - 2 : px + 3].reshape(-1, 3).mean(axis=0)
@@ -37,7 +37,7 @@ def test_ome_zarr_shows_with_its_scales_colours_and_labels(
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [32, 32, 8]
-        s.cross_section_scale = METRES_PER_PIXEL / 0.5e-6  # in 0.5 µm voxels (the smallest shown) per pixel
+        s.cross_section_scale = VOXELS_PER_PIXEL
     page.open(viewer.url)
 
     space = page.page.evaluate(
@@ -78,7 +78,7 @@ def test_imagej_hyperstack_shows_with_its_sizes(page: BrowserPage, viewer: ngsho
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [24, 16, 2, 1]
-        s.cross_section_scale = 1.6 * 48 / 800  # in 0.25 µm voxels (the smallest shown) per pixel
+        s.cross_section_scale = 1.6 * 48 / 800  # canonical voxels (0.25 µm) per pixel
     page.open(viewer.url)
     space = page.page.evaluate(
         "() => { const s = window.viewer.coordinateSpace.value; return {names: s.names, scales: Array.from(s.scales), units: s.units}; }"
