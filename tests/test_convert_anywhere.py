@@ -216,3 +216,26 @@ def test_convert_runs_in_a_jupyter_kernel(tmp_path: Path, reference: dict[str, b
     text = "".join(printed)
     assert text.count("TOP-LEVEL CODE RAN") == 1 and "DONE" in text, text
     assert tree(out) == reference
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the template is Linux-only")
+def test_a_killed_template_is_replaced() -> None:
+    from ngshow.convert import executors
+
+    first = CleanProcessPool(1)
+    try:
+        assert first.submit(_square, 3).result() == 9
+        template = executors._template
+        assert template is not None
+        assert first._workers[0].process.pid != template.process.pid  # workers are forked from it
+        os.kill(template.process.pid, signal.SIGKILL)
+        template.process.wait()
+        assert first.submit(_square, 4).result() == 16  # its workers live on
+        second = CleanProcessPool(1)  # and the next pool starts a new template instead of hanging
+        try:
+            assert second.submit(_square, 5).result() == 25
+            assert executors._template is not template
+        finally:
+            second.shutdown()
+    finally:
+        first.shutdown()

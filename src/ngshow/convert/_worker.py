@@ -51,6 +51,9 @@ def serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
 def template() -> None:
     """Fork a worker for each socket the driver sends on stdin (a UNIX socket); exit at its end."""
     control = socket.socket(fileno=os.dup(sys.stdin.fileno()))
+    # Only `control` holds the socket, so the driver sees it close if this process dies, even while
+    # workers it forked (which close `control`) live on.
+    os.dup2(os.open(os.devnull, os.O_RDONLY), sys.stdin.fileno())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished workers
     while True:
         message, fds, _flags, _address = socket.recv_fds(control, 16, 1)

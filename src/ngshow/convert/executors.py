@@ -142,8 +142,16 @@ class _Template:
         ours, theirs = socket.socketpair()
         self.process = subprocess.Popen(command, stdin=theirs.fileno(), env=env, close_fds=True)
         theirs.close()
+        ours.settimeout(120)  # a template that stopped answering is replaced (OSError below)
         self.control = ours
         self.lock = threading.Lock()
+
+    def close(self) -> None:
+        """Let go of a template that died (or stopped answering)."""
+        self.control.close()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
 
     def fork(self) -> tuple[_Forked, socket.socket]:
         """A new worker and our end of its socket."""
@@ -172,12 +180,16 @@ def _fork_worker() -> tuple[_Forked, socket.socket] | None:
         return None
     with _template_lock:
         for _attempt in range(2):
-            if _template is None or _template.process.poll() is not None:
+            if _template is not None and _template.process.poll() is not None:
+                _template.close()
+                _template = None
+            if _template is None:
                 _template = _Template()
             try:
                 return _template.fork()
-            except OSError:
-                _template = None  # killed: start another
+            except OSError:  # killed or stuck: start another
+                _template.close()
+                _template = None
     return None
 
 
