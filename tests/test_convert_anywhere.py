@@ -239,3 +239,19 @@ def test_a_killed_template_is_replaced() -> None:
             second.shutdown()
     finally:
         first.shutdown()
+
+
+def _environment(name: str) -> tuple[str | None, str]:
+    return os.environ.get(name), os.getcwd()
+
+
+def test_workers_see_the_drivers_environment_and_directory_of_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    early = CleanProcessPool(1)  # starts the template (if any) before the change below
+    early.shutdown()
+    monkeypatch.setenv("NGSHOW_TEST_CREDENTIAL", "set-later")
+    monkeypatch.chdir(tmp_path)
+    pool = CleanProcessPool(1)
+    try:
+        assert pool.submit(_environment, "NGSHOW_TEST_CREDENTIAL").result() == ("set-later", str(tmp_path))
+    finally:
+        pool.shutdown()

@@ -30,11 +30,16 @@ def _failure(exc: BaseException) -> bytes:
 
 
 def serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
-    """Answer task frames until the end of ``inbox``; the first frame is the driver's sys.path."""
+    """Answer task frames until the end of ``inbox``; the first frame is the driver's sys.path,
+    environment and working directory."""
     first = read_frame(inbox)
     if first is None:
         return
-    sys.path[:] = pickle.loads(first[0])
+    context = pickle.loads(first[0])
+    sys.path[:] = context["path"]
+    os.environ.clear()
+    os.environ.update(context["env"])
+    os.chdir(context["cwd"])
     while True:
         frame = read_frame(inbox)
         if frame is None:

@@ -214,8 +214,10 @@ class _Worker:
         self.thread = threading.Thread(target=self._serve, name=f"ngshow-convert-worker-{index}", daemon=True)
 
     def start(self) -> None:
-        # The parent's import path first, so tasks referring to the user's modules unpickle there.
-        write_frame(self.to_worker, pickle.dumps(list(sys.path)))
+        # The driver's import path, environment (credentials, endpoints set since the template
+        # started) and working directory first, so tasks run as they would in the driver.
+        context = {"path": list(sys.path), "env": dict(os.environ), "cwd": os.getcwd()}
+        write_frame(self.to_worker, pickle.dumps(context))
         self.thread.start()
 
     def _died(self) -> WorkerDied:
