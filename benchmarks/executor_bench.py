@@ -8,6 +8,7 @@ before (it preloads ``__main__``, hence the main guard below, which the clean po
 Also checks both wrote the same bytes.
 
     .venv/bin/python benchmarks/executor_bench.py --size 256 --workers 2 --repeat 3
+    .venv/bin/python benchmarks/executor_bench.py --startup     # pool start-up only
 """
 
 from __future__ import annotations
@@ -76,13 +77,37 @@ def fresh(name: str, kind: str, size: int, workers: int, out: Path) -> float:
     return float(result.stdout.split()[-1])
 
 
+def startup(name: str) -> str:
+    """Pool start-up: make a pool of two, run four trivial tasks, shut it down; the first pool of
+    this process, then the best of three more."""
+
+    def cycle() -> float:
+        t0 = time.perf_counter()
+        pool = POOLS[name](2)
+        [f.result() for f in [pool.submit(sum, [i]) for i in range(4)]]
+        pool.shutdown()
+        return time.perf_counter() - t0
+
+    first = cycle()
+    return f"{name:<12}first pool {first:6.2f} s   later pools {min(cycle() for _ in range(3)):6.3f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--one", nargs=3, metavar=("POOL", "KIND", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--startup", action="store_true", help="only pool start-up, each pool in a fresh process")
+    parser.add_argument("--startup-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.startup_of:
+        print(startup(args.startup_of))
+        return
+    if args.startup:
+        for name in [*POOLS, *POOLS]:
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--startup-of", name], check=True)
+        return
     if args.one:
         name, kind, out = args.one
         print(one(POOLS[name], cases(args.size)[kind], kind, args.workers, Path(out)))

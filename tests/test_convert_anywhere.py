@@ -216,3 +216,42 @@ def test_convert_runs_in_a_jupyter_kernel(tmp_path: Path, reference: dict[str, b
     text = "".join(printed)
     assert text.count("TOP-LEVEL CODE RAN") == 1 and "DONE" in text, text
     assert tree(out) == reference
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the template is Linux-only")
+def test_a_killed_template_is_replaced() -> None:
+    from ngshow.convert import executors
+
+    first = CleanProcessPool(1)
+    try:
+        assert first.submit(_square, 3).result() == 9
+        template = executors._template
+        assert template is not None
+        assert first._workers[0].process.pid != template.process.pid  # workers are forked from it
+        os.kill(template.process.pid, signal.SIGKILL)
+        template.process.wait()
+        assert first.submit(_square, 4).result() == 16  # its workers live on
+        second = CleanProcessPool(1)  # and the next pool starts a new template instead of hanging
+        try:
+            assert second.submit(_square, 5).result() == 25
+            assert executors._template is not template
+        finally:
+            second.shutdown()
+    finally:
+        first.shutdown()
+
+
+def _environment(name: str) -> tuple[str | None, str]:
+    return os.environ.get(name), os.getcwd()
+
+
+def test_workers_see_the_drivers_environment_and_directory_of_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    early = CleanProcessPool(1)  # starts the template (if any) before the change below
+    early.shutdown()
+    monkeypatch.setenv("NGSHOW_TEST_CREDENTIAL", "set-later")
+    monkeypatch.chdir(tmp_path)
+    pool = CleanProcessPool(1)
+    try:
+        assert pool.submit(_environment, "NGSHOW_TEST_CREDENTIAL").result() == ("set-later", str(tmp_path))
+    finally:
+        pool.shutdown()

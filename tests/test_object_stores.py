@@ -274,7 +274,7 @@ def test_viewing_a_bucket_through_ngshow(scheme: str, endpoints: Endpoints, refe
         run(make_plan(url), ThreadPoolExecutor(2), progress=False)
     viewer = ngshow.Viewer()
     try:
-        viewer.add_precomputed(url, name="seg")
+        viewer.add_precomputed(url, name="seg", through_ngshow=True)
         layer = viewer.state.layers["seg"]
         assert layer["type"] == "segmentation"
         base = layer["source"].removeprefix("precomputed://")
@@ -298,7 +298,7 @@ def test_viewing_a_bucket_through_ngshow(scheme: str, endpoints: Endpoints, refe
     finally:
         ngshow.stop()
     with pytest.raises(ngshow.NotFound, match="not a precomputed dataset"):
-        ngshow.Viewer().add_precomputed(endpoints.url(scheme, "nothing-here"))
+        ngshow.Viewer().add_precomputed(endpoints.url(scheme, "nothing-here"), through_ngshow=True)
     ngshow.stop()
 
 

@@ -175,8 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 opened.append((open_file(spec), kind))
         ngshow.set_server_bind_address(args.bind, args.port)
         viewer = ngshow.Viewer()
-        for spec in datasets:
-            viewer.add_precomputed(spec)
+        for spec in datasets:  # buckets are read here, with this machine's credentials
+            viewer.add_precomputed(spec, through_ngshow=spec.startswith(("s3://", "gs://")))
         if args.voxel_size and args.scale:
             raise InvalidArray("give --scale (every axis, array order) or --voxel-size (x,y,z in nm), not both")
         space_args = {

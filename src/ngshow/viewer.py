@@ -409,15 +409,16 @@ class Viewer:
 
         self.documents["s"].update(put)
 
-    def add_precomputed(self, location: str, *, name: str | None = None, through_ngshow: bool = True) -> None:
+    def add_precomputed(self, location: str, *, name: str | None = None, through_ngshow: bool = False) -> None:
         """Show a Neuroglancer precomputed dataset: a local folder (served by ngshow, with its scales
         and meshes as written), an ``s3://`` or ``gs://`` URL, or an ``https://`` URL (fetched by the
         browser).  Other remote sources the client reads (``zarr://https://…``, ``n5://gs://…``) are
         added as given.
 
-        ``s3://`` and ``gs://`` datasets are read by this process with the standard credential chain
-        (so private buckets work; needs ``s3fs`` / ``gcsfs``) and served only behind the viewer's
-        token; ``through_ngshow=False`` lets the browser fetch them itself (public buckets only).
+        With ``through_ngshow=True`` (what ``ngshow s3://…`` does), ``s3://`` and ``gs://`` datasets
+        are read by this process with the standard credential chain (so private buckets work; needs
+        ``s3fs`` / ``gcsfs``) and served only behind the viewer's token; by default the browser
+        fetches them itself (public buckets, shareable links).
         """
         self._check_open()
         bucket = location.removeprefix("precomputed://")

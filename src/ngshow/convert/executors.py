@@ -5,8 +5,10 @@ forkserver alike), which re-runs a plain script without a ``if __name__ == "__ma
 fails for ``python -c`` and stdin, and re-executes any top-level side effect (a viewer, a plot).
 :class:`CleanProcessPool` instead starts ``python -m ngshow.convert._worker`` subprocesses that
 import only ngshow's task code, and sends them work pickled with *cloudpickle*, which carries
-functions and classes defined in ``__main__`` by value.  Workers talk over their stdin/stdout
-pipes, so they exit by themselves when the driver dies (even by SIGKILL).
+functions and classes defined in ``__main__`` by value.  On Linux the workers are forked from one
+such clean interpreter (a *template*, started once per driver process), so a pool starts in
+milliseconds; elsewhere each worker is a fresh interpreter.  Workers talk over a pipe or socket to
+the driver, so they exit by themselves when the driver dies (even by SIGKILL).
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import logging
 import os
 import pickle
 import queue
+import signal
+import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 __all__ = ["CleanProcessPool", "RemoteTraceback", "WorkerDied"]
 
@@ -43,8 +48,11 @@ class WorkerDied(BrokenProcessPool):
 
 
 def write_frame(stream: IO[bytes], payload: bytes, ok: bool = True) -> None:
-    stream.write(HEADER.pack(len(payload), int(ok)))
-    stream.write(payload)
+    for part in (HEADER.pack(len(payload), int(ok)), payload):
+        view = memoryview(part)
+        while view:  # raw pipes and sockets may take less than all of it
+            written = stream.write(view)
+            view = view[written if written is not None else len(view) :]
     stream.flush()
 
 
@@ -84,34 +92,138 @@ class _Item:
         self.future, self.fn, self.args, self.kwargs = future, fn, args, kwargs
 
 
+def _worker_command(*extra: str) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return [sys.executable, "-m", "ngshow.convert._worker", *extra], env
+
+
+class _Forked:
+    """A worker forked by the template: not our child, so watched by pid (the template reaps it)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return -1
+        except PermissionError:  # pragma: no cover - a reused pid of someone else's
+            return -1
+        return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("convert worker", timeout or 0.0)
+            time.sleep(0.01)
+        return -1
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class _Template:
+    """A clean interpreter that has imported the task code once and forks workers on request.
+
+    Forking it costs milliseconds where a fresh interpreter costs a few tenths of a second.  It is
+    safe where forking the driver is not: it runs no threads of ours and never saw the user's code.
+    It exits when the driver does (its control socket closes).
+    """
+
+    def __init__(self) -> None:
+        command, env = _worker_command("--template")
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen(command, stdin=theirs.fileno(), env=env, close_fds=True)
+        theirs.close()
+        ours.settimeout(120)  # a template that stopped answering is replaced (OSError below)
+        self.control = ours
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        """Let go of a template that died (or stopped answering)."""
+        self.control.close()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def fork(self) -> tuple[_Forked, socket.socket]:
+        """A new worker and our end of its socket."""
+        ours, theirs = socket.socketpair()
+        try:
+            with self.lock:
+                socket.send_fds(self.control, [b"f"], [theirs.fileno()])
+                answer = _read_exactly(cast(IO[bytes], self.control.makefile("rb", buffering=0)), 8)
+        finally:
+            theirs.close()
+        if answer is None:
+            ours.close()
+            raise OSError("the convert worker template exited")
+        return _Forked(struct.unpack("<q", answer)[0]), ours
+
+
+_template: _Template | None = None
+_template_lock = threading.Lock()
+
+
+def _fork_worker() -> tuple[_Forked, socket.socket] | None:
+    """A worker forked from this process's template (started on first use), or None where
+    forking is not available (then workers are fresh interpreters)."""
+    global _template
+    if not sys.platform.startswith("linux") or not hasattr(socket, "send_fds"):
+        return None
+    with _template_lock:
+        for _attempt in range(2):
+            if _template is not None and _template.process.poll() is not None:
+                _template.close()
+                _template = None
+            if _template is None:
+                _template = _Template()
+            try:
+                return _template.fork()
+            except OSError:  # killed or stuck: start another
+                _template.close()
+                _template = None
+    return None
+
+
 class _Worker:
-    """One worker subprocess and the thread that feeds it one task at a time."""
+    """One worker process and the thread that feeds it one task at a time."""
 
     def __init__(self, pool: CleanProcessPool, index: int) -> None:
         self.pool = pool
-        env = dict(os.environ)
-        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ngshow.convert._worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            bufsize=0,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.to_worker: IO[bytes] = self.process.stdin
-        self.from_worker: IO[bytes] = self.process.stdout
+        forked = _fork_worker()
+        self.process: subprocess.Popen[bytes] | _Forked
+        if forked is not None:
+            self.process, sock = forked
+            self._socket: socket.socket | None = sock
+            self.to_worker: IO[bytes] = cast(IO[bytes], sock.makefile("wb", buffering=0))
+            self.from_worker: IO[bytes] = cast(IO[bytes], sock.makefile("rb", buffering=0))
+        else:
+            command, env = _worker_command()
+            popen = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+            assert popen.stdin is not None and popen.stdout is not None
+            self.process, self._socket = popen, None
+            self.to_worker, self.from_worker = popen.stdin, popen.stdout
         self.thread = threading.Thread(target=self._serve, name=f"ngshow-convert-worker-{index}", daemon=True)
 
     def start(self) -> None:
-        # The parent's import path first, so tasks referring to the user's modules unpickle there.
-        write_frame(self.to_worker, pickle.dumps(list(sys.path)))
+        # The driver's import path, environment (credentials, endpoints set since the template
+        # started) and working directory first, so tasks run as they would in the driver.
+        context = {"path": list(sys.path), "env": dict(os.environ), "cwd": os.getcwd()}
+        write_frame(self.to_worker, pickle.dumps(context))
         self.thread.start()
 
     def _died(self) -> WorkerDied:
         code = self.process.wait()
-        return WorkerDied(f"a convert worker process (pid {self.process.pid}) exited with code {code} while running a task")
+        how = f"with code {code}" if isinstance(self.process, subprocess.Popen) else "(killed or crashed)"
+        return WorkerDied(f"a convert worker process (pid {self.process.pid}) exited {how} while running a task")
 
     def _serve(self) -> None:
         try:
@@ -152,9 +264,10 @@ class _Worker:
             self._close_pipes()
 
     def _close_pipes(self) -> None:
-        for stream in (self.to_worker, self.from_worker):
+        for stream in (self.to_worker, self.from_worker, self._socket):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
 
