@@ -30,9 +30,11 @@ class Reply:
         return self.body.decode()
 
 
-def request(url: str, body: bytes | None = None, method: str | None = None) -> Reply:
+def request(
+    url: str, body: bytes | None = None, method: str | None = None, headers: dict[str, str] | None = None
+) -> Reply:
     """One HTTP request; error statuses are returned, not raised."""
-    req = urllib.request.Request(url, data=body, method=method)
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return Reply(r.status, dict(r.headers), r.read())

@@ -1,5 +1,5 @@
 """``convert.run`` from anywhere: plain scripts without a main guard, ``python -i``, ``python -c``,
-a script on stdin, and a module whose top-level code starts a viewer.  Workers are clean
+a script on stdin, a module whose top-level code starts a viewer, and a Jupyter kernel.  Workers are clean
 interpreters (:mod:`ngshow.convert.executors`) that never re-run the user's code."""
 
 from __future__ import annotations
@@ -186,3 +186,33 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_convert_runs_in_a_jupyter_kernel(tmp_path: Path, reference: dict[str, bytes]) -> None:
+    from jupyter_client.manager import KernelManager
+
+    out = tmp_path / "seg"
+    env = {**os.environ, "NGSHOW_TEST_OUT": str(out), "PYTHONPATH": os.pathsep.join(sys.path)}
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env, cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    printed: list[str] = []
+
+    def collect(message: dict) -> None:
+        content = message["content"]
+        if message["msg_type"] == "stream":
+            printed.append(content["text"])
+        elif message["msg_type"] == "error":
+            printed.append("\n".join(content["traceback"]))
+
+    try:
+        client.wait_for_ready(timeout=120)
+        reply = client.execute_interactive(BODY, timeout=240, output_hook=collect)
+        assert reply["content"]["status"] == "ok", "".join(printed)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    text = "".join(printed)
+    assert text.count("TOP-LEVEL CODE RAN") == 1 and "DONE" in text, text
+    assert tree(out) == reference

@@ -44,8 +44,9 @@ def _axes(text: str) -> str | list[str]:
 
 
 def _is_precomputed(spec: str) -> bool:
-    """A precomputed dataset: a ``precomputed://`` URL, or a folder with an ``info`` file."""
-    return spec.startswith("precomputed://") or Path(spec, "info").is_file()
+    """A precomputed dataset: a ``precomputed://``, ``s3://`` or ``gs://`` URL, or a folder with an
+    ``info`` file."""
+    return spec.startswith(("precomputed://", "s3://", "gs://")) or Path(spec, "info").is_file()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +101,7 @@ def mesh_command(argv: Sequence[str]) -> int:
 
     try:
         opened = open_file(args.labels)
-        labels, space = opened.volume(channels=False)
+        labels, _ = opened.volume(channels=False)
         voxel_size = args.voxel_size or opened.voxel_size or (1.0, 1.0, 1.0)
         simplify = not args.no_simplify
         if args.ids is None:
@@ -200,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     if args.screenshot:
+        from .figures import DEFAULT_TILE
+
+        if max(args.size) > DEFAULT_TILE and "layout" not in viewer.state.json:
+            with viewer.txn() as s:  # a figure this big is tiled, which needs one 2-D panel
+                s.layout = "xy"
         try:
             ngshow.screenshot(viewer, args.screenshot, size=args.size)
         except (NgshowError, TimeoutError) as e:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import figures, runtime, screenshots, sharing
 from .actions import VIEWS, Actions
@@ -34,6 +34,9 @@ from .state import (
     source_urls,
 )
 from .tokens import find, new_token
+
+if TYPE_CHECKING:
+    from .convert.storage import Store
 
 __all__ = ["Viewer", "show", "stop"]
 
@@ -73,6 +76,7 @@ class Viewer:
         self._state_callbacks: list[StateCallback] = []
         self.actions = Actions(self)
         self._datasets: dict[str, Path] = {}  # token -> local precomputed folder served as files
+        self._remote_datasets: dict[str, Store] = {}  # token -> s3:// or gs:// dataset read by ngshow
         self._dataset_boxes: dict[str, Box] = {}  # token -> where that dataset's data lies
         self._screenshots: dict[str, Any] = {}
         self._txn_lock = threading.RLock()
@@ -84,7 +88,8 @@ class Viewer:
         for document in self.documents.values():
             document.on_change.append(self._wake)
         self.documents["s"].complete = self._fill_view_defaults
-        self._server.register(self)
+        self._served = _Served(self)
+        self._server.register(self._served)
 
     # -- URL and display ---------------------------------------------------------------------------
 
@@ -196,7 +201,7 @@ class Viewer:
             ``"precomputed"``: a live precomputed dataset (3-D ``zyx`` arrays; segmentations as
             ``compressed_segmentation``, which the client draws fastest, with meshes, segment
             properties and skeletons); ``"python"``: the client's ``python://`` source (any rank);
-            ``"auto"`` (default): precomputed for 3-D segmentations of unsigned labels, else python.
+            ``"auto"`` (default): precomputed for 3-D segmentations, else python.
         segment_properties
             Segmentations: a pandas DataFrame indexed by segment id (or a mapping of columns with
             ``ids``): ``label``, ``description``, number columns (the client filters and sorts by
@@ -404,13 +409,22 @@ class Viewer:
 
         self.documents["s"].update(put)
 
-    def add_precomputed(self, location: str, *, name: str | None = None) -> None:
+    def add_precomputed(self, location: str, *, name: str | None = None, through_ngshow: bool = True) -> None:
         """Show a Neuroglancer precomputed dataset: a local folder (served by ngshow, with its scales
-        and meshes as written) or a ``gs://``, ``s3://`` or ``https://`` URL (fetched by the browser).
-        Other remote sources the client reads (``zarr://https://…``, ``n5://gs://…``) are added as given.
+        and meshes as written), an ``s3://`` or ``gs://`` URL, or an ``https://`` URL (fetched by the
+        browser).  Other remote sources the client reads (``zarr://https://…``, ``n5://gs://…``) are
+        added as given.
+
+        ``s3://`` and ``gs://`` datasets are read by this process with the standard credential chain
+        (so private buckets work; needs ``s3fs`` / ``gcsfs``) and served only behind the viewer's
+        token; ``through_ngshow=False`` lets the browser fetch them itself (public buckets only).
         """
         self._check_open()
-        if sharing.is_url_source(location):
+        bucket = location.removeprefix("precomputed://")
+        if through_ngshow and re.match(r"^(gs|s3)://", bucket):
+            source, kind = self._add_remote_dataset(bucket)
+            scheme = "precomputed"
+        elif sharing.is_url_source(location):
             # zarr://, n5://, … stay as they are; a bare gs:// or https:// URL is a precomputed dataset.
             bare = "://" not in location.split("://", 1)[1]
             source, kind = (f"precomputed://{location}" if bare else location), None
@@ -438,6 +452,29 @@ class Viewer:
             state["layers"] = [e for e in state.get("layers", []) if e.get("name") != entry["name"]] + [entry]
 
         self.documents["s"].update(put)
+
+    def _add_remote_dataset(self, location: str) -> tuple[str, str | None]:
+        from .convert.storage import Store
+
+        store = Store(location)
+        try:
+            text = store.get("info")
+            info = json.loads(text) if text is not None else None
+        except ImportError as e:
+            raise NotFound(f"reading {location} needs the fsspec package for it ({e})") from None
+        except (OSError, ValueError) as e:
+            raise NotFound(f"{location} is not a readable precomputed dataset ({type(e).__name__}: {e})") from None
+        if not isinstance(info, dict):
+            raise NotFound(f"{location} is not a precomputed dataset (no info object)")
+        token = new_token()
+        self._remote_datasets[token] = store
+        if "scales" in info:
+            self._dataset_boxes[token] = precomputed_box(info)
+        return f"precomputed://{self._base_url()}/data/{self.token}/{token}", info.get("type")
+
+    def remote_dataset(self, token: str) -> Store | None:
+        """The object-store dataset added with :meth:`add_precomputed` under ``token``, if any."""
+        return find(self._remote_datasets, token)
 
     def dataset_file(self, token: str, path: str) -> Path:
         """A file of a local dataset added with :meth:`add_precomputed`; :class:`NotFound` outside it."""
@@ -692,7 +729,7 @@ class Viewer:
         self._chunk_cache.clear()
 
     def _wake(self) -> None:
-        self._server.wake(self)
+        self._server.wake(self._served)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -700,7 +737,7 @@ class Viewer:
 
     def close(self) -> None:
         """Stop serving this viewer: its URL stops working and its arrays are released."""
-        self._server.unregister(self)
+        self._server.unregister(self._served)
         self._detach()
 
     def _detach(self) -> None:
@@ -710,9 +747,55 @@ class Viewer:
             layer._close()
         self._chunk_cache.clear()
         self._datasets.clear()
+        self._remote_datasets.clear()
         self._state_callbacks.clear()
         self.actions._callbacks.clear()
         self._wake()
+
+
+class _Served:
+    """The viewer as the server sees it (:class:`ngshow.served.ServedViewer`), so the server calls
+    nothing else of it."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self._viewer = viewer
+
+    @property
+    def token(self) -> str:
+        return self._viewer.token
+
+    @property
+    def closed(self) -> bool:
+        return self._viewer.closed
+
+    @property
+    def documents(self) -> Mapping[str, SyncedDocument]:
+        return self._viewer.documents
+
+    @property
+    def watchers(self) -> set[asyncio.Event]:
+        return self._viewer._watchers
+
+    def detach(self) -> None:
+        self._viewer._detach()
+
+    def page_loaded(self) -> None:
+        self._viewer._page_loaded()
+
+    def state_changed_by_client(self) -> None:
+        self._viewer._state_changed_by_client()
+
+    def dispatch_action(self, name: str, state: dict[str, Any]) -> None:
+        self._viewer._dispatch_action(name, state)
+
+    def volume(self, token: str) -> Layer:
+        return self._viewer.layer_by_token(token)
+
+    def dataset_file(self, token: str, path: str) -> Path:
+        return self._viewer.dataset_file(token, path)
+
+    def remote_dataset(self, token: str) -> Store | None:
+        return self._viewer.remote_dataset(token)
 
 
 def _layer_key(url: str) -> str | None:

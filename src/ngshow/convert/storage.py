@@ -1,24 +1,65 @@
 """Dataset storage through fsspec: local paths, ``file://``, ``s3://``, ``gs://``, ``memory://``.
 
-A :class:`Store` pickles as its URL alone, so tasks carry it to any worker.  Every write is atomic:
-on a local disk a temporary file is renamed into place; on object stores a single ``put`` is
-atomic already.  A reader therefore sees a whole object or none, which is what lets a killed run
-resume by skipping the keys that exist.
+A :class:`Store` pickles as its URL alone, so tasks carry it to any worker; credentials and
+endpoints come from the standard chains (``AWS_*`` variables and files, ``AWS_ENDPOINT_URL``,
+Google application-default credentials, ``STORAGE_EMULATOR_HOST``, fsspec's ``FSSPEC_S3`` /
+``FSSPEC_GS`` configuration).  Every write is atomic: on a local disk a temporary file is renamed
+into place; on object stores each object is one upload that the store publishes whole or not at
+all.  A reader therefore sees a whole object or none, which is what lets a killed run resume by
+skipping the keys that exist.
+
+Object-store operations that fail transiently (HTTP 5xx, 429, connection resets, timeouts) are
+retried with exponential backoff and jitter, ``NGSHOW_STORE_RETRIES`` times at most (default 8,
+about 40 s of waiting in all); errors that retrying cannot fix (missing keys, denied access, bad
+requests) are raised at once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
+import random
 import shutil
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["Store", "WORK_PREFIX"]
+__all__ = ["Store", "WORK_PREFIX", "is_transient"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: First wait before retrying a failed object-store operation; doubled each time, at most 10 s.
+BACKOFF_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 10.0
 
 #: Keys under this prefix are the pipeline's bookkeeping (temporary files, task markers).
 WORK_PREFIX = ".ngshow"
 _TMP = f"{WORK_PREFIX}/tmp"
+
+
+def _attempts() -> int:
+    try:
+        return max(1, int(os.environ.get("NGSHOW_STORE_RETRIES", "8")) + 1)
+    except ValueError:
+        return 9
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying might help: server errors, throttling, resets and timeouts, not a missing
+    key, denied access or a malformed request."""
+    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)):
+        return False
+    if isinstance(error, (TypeError, ValueError, AttributeError, KeyError, NotImplementedError, AssertionError, Warning)):
+        return False
+    for name in ("code", "status", "status_code"):
+        status = getattr(error, name, None)
+        if isinstance(status, int) and 400 <= status < 500:
+            return status in (408, 429)
+    return isinstance(error, Exception)
 
 
 def _normalise(url: str | os.PathLike[str]) -> str:
@@ -74,6 +115,23 @@ class Store:
                 self._fs, self._root = fs, root.rstrip("/")
         return self._fs
 
+    def _retrying(self, what: str, key: str, fn: Callable[[], T]) -> T:
+        """``fn()``, retried with backoff while it fails transiently."""
+        attempts = _attempts()
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn()
+            except Exception as e:
+                if attempt == attempts or not is_transient(e):
+                    raise
+                wait = min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                log.warning(
+                    "%s of %s/%s failed (%s: %s); retry %d of %d in %.1f s",
+                    what, self.url, key, type(e).__name__, e, attempt, attempts - 1, wait,
+                )
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @property
     def is_local(self) -> bool:
         """True for local paths (written through the OS, renamed atomically)."""
@@ -89,7 +147,14 @@ class Store:
         fs = self._open()
         if self._local:
             return os.path.isfile(self.path(key))
-        return bool(fs.isfile(self.path(key)))
+        return self._retrying("existence check", key, lambda: self._remote_isfile(key))
+
+    def _remote_isfile(self, key: str) -> bool:
+        try:
+            info = self._fs.info(self.path(key), refresh=True)  # not a stale listing
+        except FileNotFoundError:
+            return False
+        return bool(info.get("type") == "file")
 
     def get(self, key: str) -> bytes | None:
         """The bytes at ``key``, or None if it does not exist."""
@@ -98,9 +163,21 @@ class Store:
             if self._local:
                 with open(self.path(key), "rb") as f:
                     return f.read()
-            return bytes(fs.cat_file(self.path(key)))
+            return self._retrying("read", key, lambda: bytes(fs.cat_file(self.path(key))))
         except FileNotFoundError:
             return None
+
+    def size(self, key: str) -> int:
+        """The size of ``key`` in bytes; FileNotFoundError if it does not exist."""
+        fs = self._open()
+        if self._local:
+            if not os.path.isfile(self.path(key)):
+                raise FileNotFoundError(self.path(key))
+            return os.path.getsize(self.path(key))
+        info = self._retrying("size", key, lambda: fs.info(self.path(key)))
+        if info.get("type") != "file":
+            raise FileNotFoundError(self.path(key))
+        return int(info["size"])
 
     def get_range(self, key: str, start: int, end: int) -> bytes | None:
         """Bytes ``[start, end)`` at ``key`` (fewer past its end), or None if it does not exist."""
@@ -110,7 +187,7 @@ class Store:
                 with open(self.path(key), "rb") as f:
                     f.seek(start)
                     return f.read(max(0, end - start))
-            return bytes(fs.cat_file(self.path(key), start=start, end=end))
+            return self._retrying("read", key, lambda: bytes(fs.cat_file(self.path(key), start=start, end=end)))
         except FileNotFoundError:
             return None
 
@@ -119,7 +196,10 @@ class Store:
         fs = self._open()
         target = self.path(key)
         if not self._local:
-            fs.pipe_file(target, bytes(data))
+            # One upload: the store publishes the object whole or not at all, so retrying after
+            # an ambiguous failure (a reset after the upload landed) rewrites the same bytes.
+            payload = bytes(data)
+            self._retrying("write", key, lambda: fs.pipe_file(target, payload))
             return
         tmp_dir = self.path(_TMP)
         os.makedirs(tmp_dir, exist_ok=True)
@@ -153,7 +233,7 @@ class Store:
             if self._local:
                 os.unlink(self.path(key))
             else:
-                fs.rm_file(self.path(key))
+                self._retrying("delete", key, lambda: fs.rm_file(self.path(key)))
         except FileNotFoundError:
             pass
 
@@ -168,7 +248,7 @@ class Store:
             except FileNotFoundError:
                 return {}
         try:
-            entries = fs.ls(base, detail=True)
+            entries = self._retrying("listing", prefix, lambda: fs.ls(base, detail=True, refresh=True))
         except FileNotFoundError:
             return {}
         out: dict[str, int] = {}
@@ -176,6 +256,17 @@ class Store:
             if e.get("type") == "file":
                 out[posixpath.basename(e["name"].rstrip("/"))] = int(e.get("size") or 0)
         return out
+
+    def remove_folder(self, prefix: str) -> None:
+        """Delete everything under the folder ``prefix`` (nothing if it does not exist)."""
+        fs = self._open()
+        if self._local:
+            shutil.rmtree(self.path(prefix), ignore_errors=True)
+            return
+        try:
+            fs.rm(self.path(prefix), recursive=True)
+        except FileNotFoundError:
+            pass
 
     def clear_temporary(self) -> None:
         """Remove temporary files a killed run left behind (driver only, before tasks start)."""
