@@ -683,7 +683,7 @@ class ViewerState(_JsonView):
             raise KeyError(f"no layer named {layer!r}; layers: {self.layer_names()}") from None
         if target.get("type") != "annotation" and "annotations" not in target:
             raise KeyError(f"layer {layer!r} is not an annotation layer")
-        return annotations_frame(target)
+        return annotations_frame(getattr(target, "json", target))
 
 
 # -- default views -------------------------------------------------------------------------------
