@@ -185,7 +185,8 @@ class ArraySource:
     def voxel_size(self) -> tuple[float, float, float]:
         """Scales of the last three spatial axes in reverse array order (``(x, y, z)``), in nm (1e-9
         of the axis's base unit): the frame meshes and precomputed scales are made in."""
-        x, y, z = (self.space.axes[i].base_scale * 1e9 for i in self._xyz_axes())
+        # 12 significant digits: 0.5 um is 500 nm, not 500.00000000000006 (float noise of unit factors).
+        x, y, z = (float(f"{self.space.axes[i].base_scale * 1e9:.12g}") for i in self._xyz_axes())
         return (x, y, z)
 
     @property
