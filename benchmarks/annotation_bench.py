@@ -75,6 +75,8 @@ def run_neuroglancer(table: str, out: str, write: bool) -> dict[str, Any]:
         xyz = part[["x", "y", "z"]].to_numpy()
         for p, a, b in zip(xyz, part["pre"].to_numpy(), part["post"].to_numpy()):
             writer.add_point(p, pre=int(a), post=int(b))
+        # Progress, for a run stopped by --peer-timeout.
+        print(json.dumps({"rows_added": len(writer.annotations), "add_seconds": round(time.perf_counter() - t0, 2)}), flush=True)
     added = time.perf_counter() - t0
     if write:
         writer.write(out)
@@ -97,22 +99,32 @@ def _count_files(path: str) -> int:
     return sum(len(files) for _, _, files in os.walk(path))
 
 
-def measure(args: list[str], out: str) -> dict[str, Any]:
-    """Run this script with ``args`` in a subprocess; seconds, peak tree RSS, its JSON result."""
+def measure(args: list[str], out: str, timeout: float | None = None) -> dict[str, Any]:
+    """Run this script with ``args`` in a subprocess; seconds, peak tree RSS, its last JSON line.
+
+    After ``timeout`` seconds the child is stopped (``ok`` False, ``stopped`` True).
+    """
     import psutil
 
     t0 = time.perf_counter()
-    child = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")
+    child = subprocess.Popen([sys.executable, __file__, *args], stdout=log, text=True)
     proc = psutil.Process(child.pid)
-    peak = 0
+    peak, stopped = 0, False
     while child.poll() is None:
         peak = max(peak, _tree_rss(proc))
+        if timeout is not None and time.perf_counter() - t0 > timeout:
+            child.kill()
+            child.wait()
+            stopped = True
+            break
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
-    stdout = child.stdout.read() if child.stdout else ""
-    result = json.loads(stdout.strip().splitlines()[-1]) if child.returncode == 0 and stdout.strip() else {}
-    return {"seconds": seconds, "peak_gib": peak / 2**30, "ok": child.returncode == 0, "files": _count_files(out)
-            if os.path.isdir(out) else 0, **result}
+    log.seek(0)
+    lines = log.read().strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {}
+    return {"seconds": seconds, "peak_gib": peak / 2**30, "ok": child.returncode == 0 and not stopped,
+            "stopped": stopped, "files": _count_files(out) if os.path.isdir(out) else 0, **result}
 
 
 def main() -> None:
@@ -120,6 +132,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--peer-max-write", type=int, default=2_000_000)
+    parser.add_argument("--peer-timeout", type=float, default=None, metavar="S",
+                        help="stop neuroglancer's writer after S seconds and report how far it got")
+    parser.add_argument("--only", choices=("ngshow", "neuroglancer"), default=None, help="run one writer")
     parser.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,18 +153,23 @@ def main() -> None:
             make_table(n, table)
         ours = str(scratch / f"ngshow-{n}")
         theirs = str(scratch / f"neuroglancer-{n}")
-        a = measure(["--child", "ngshow", str(table), ours, str(args.workers)], ours)
-        shutil.rmtree(ours, ignore_errors=True)
-        write = n <= args.peer_max_write
-        b = measure(["--child", "neuroglancer", str(table), theirs, "1" if write else "0"], theirs)
-        shutil.rmtree(theirs, ignore_errors=True)
         print(f"\n{n:,} points, 2 relationships")
-        print(f"  ngshow       {a['seconds']:8.1f} s  peak {a['peak_gib']:5.2f} GiB  {a['files']:>9,} files  "
-              f"{'ok' if a['ok'] else 'FAILED'}  {a.get('stages', '')}")
-        note = "" if write else f" (add_point for every row only: write() skipped, it makes ~{n:,} files)"
-        print(f"  neuroglancer {b['seconds']:8.1f} s  peak {b['peak_gib']:5.2f} GiB  {b['files']:>9,} files  "
-              f"{'ok' if b['ok'] else 'FAILED'}  add_point {b.get('add_seconds', '?')} s{note}")
-        if a["ok"] and b["ok"]:
+        a = b = None
+        if args.only != "neuroglancer":
+            a = measure(["--child", "ngshow", str(table), ours, str(args.workers)], ours)
+            shutil.rmtree(ours, ignore_errors=True)
+            print(f"  ngshow       {a['seconds']:8.1f} s  peak {a['peak_gib']:5.2f} GiB  {a['files']:>9,} files  "
+                  f"{'ok' if a['ok'] else 'FAILED'}  {a.get('stages', '')}", flush=True)
+        write = n <= args.peer_max_write
+        if args.only != "ngshow":
+            b = measure(["--child", "neuroglancer", str(table), theirs, "1" if write else "0"], theirs, args.peer_timeout)
+            shutil.rmtree(theirs, ignore_errors=True)
+            note = "" if write else f" (add_point for every row only: write() skipped, it makes ~{n:,} files)"
+            state = "stopped" if b["stopped"] else "ok" if b["ok"] else "FAILED"
+            print(f"  neuroglancer {b['seconds']:8.1f} s  peak {b['peak_gib']:5.2f} GiB  {b['files']:>9,} files  "
+                  f"{state}  add_point of {b.get('rows_added', 0):,} rows in {b.get('add_seconds', '?')} s{note}",
+                  flush=True)
+        if a and b and a["ok"] and b["ok"]:
             print(f"  ratio neuroglancer/ngshow: {b['seconds'] / a['seconds']:.1f}x time"
                   f"{'' if write else ' (of its in-memory phase alone)'}, {b['peak_gib'] / a['peak_gib']:.1f}x memory")
     if args.dir is None:

@@ -1,4 +1,7 @@
-"""ngshow convert vs igneous: chunks + pyramid + meshes of the same image and segmentation.
+"""ngshow convert vs igneous: chunks + pyramid + meshes of the same image and segmentation;
+then the sharded path (``--sharded``): ngshow's sharded volumes and sharded multi-resolution
+meshes vs igneous's (``image xfer --sharded``, sharded downsampling, ``mesh forge --sharded`` +
+``mesh merge-sharded``) and vs TensorStore writing the same sharded scale 0, with file counts.
 
 Prints the end-to-end seconds (best of ``--repeat`` runs; ngshow's from ``plan()`` to the end of
 ``run()``, worker start-up included), the split by stage, MB/s (of scale-0 volume) and the ratios
@@ -9,6 +12,7 @@ asserts nothing.  The machine's load average is printed with each figure; run it
 machine for numbers worth quoting.
 
     .venv/bin/python benchmarks/convert_bench.py --size 512 --workers 2 --repeat 3
+    .venv/bin/python benchmarks/convert_bench.py --size 512 --workers 2 --sharded-only
 
 Needs the ``bench`` extra (``igneous-pipeline``) and the ``convert`` extra (``distributed``).
 """
@@ -65,13 +69,15 @@ def du(path: Path, sub: str = "") -> float:
 
 
 def ngshow_once(
-    data: Any, dest: Path, *, seg: bool, executor: Any = None, workers: int
+    data: Any, dest: Path, *, seg: bool, executor: Any = None, workers: int,
+    sharding: str = "off", mesh_format: str = "legacy", mip_levels: Any = "auto",
 ) -> dict[str, float]:
     """One conversion; ``total`` is wall time from plan() to the end of run()."""
     t0 = time.perf_counter()
     p = plan(
         data, dest, kind="segmentation" if seg else "image", voxel_size=(8, 8, 8),
-        chunk_size=(64, 64, 64), mesh=seg, mesh_mip=0,
+        chunk_size=(64, 64, 64), mesh=seg, mesh_mip=0, sharding=sharding,  # type: ignore[arg-type]
+        mesh_format=mesh_format, mip_levels=mip_levels,  # type: ignore[arg-type]
     )
     report = run(p, executor, workers=workers, progress=False)
     out = {"chunks": 0.0, "pyramid": 0.0, "mesh": 0.0, "total": time.perf_counter() - t0}
@@ -207,6 +213,126 @@ def dask_scaling(
     return times
 
 
+def files_per_dir(root: Path) -> dict[str, int]:
+    """Files in each folder directly under ``root`` (scales, mesh), bookkeeping left out."""
+    return {
+        d.name: sum(1 for f in d.rglob("*") if f.is_file())
+        for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")
+    }
+
+
+def tensorstore_sharded_scale0(data: np.ndarray[Any, Any], like: Path, dest: Path) -> float:
+    """Seconds for TensorStore to write scale 0 with the sharding ngshow chose (in ``like``)."""
+    import json
+
+    import tensorstore as ts
+
+    scale = json.loads((like / "info").read_text())["scales"][0]
+    info = json.loads((like / "info").read_text())
+    spec = {
+        "driver": "neuroglancer_precomputed", "kvstore": f"file://{dest}",
+        "multiscale_metadata": {"type": info["type"], "data_type": info["data_type"], "num_channels": 1},
+        "scale_metadata": {k: scale[k] for k in ("size", "resolution", "encoding", "sharding")}
+        | {"chunk_size": scale["chunk_sizes"][0]},
+        "create": True, "delete_existing": True,
+    }
+    if "compressed_segmentation_block_size" in scale:
+        spec["scale_metadata"]["compressed_segmentation_block_size"] = scale["compressed_segmentation_block_size"]
+    t0 = time.perf_counter()
+    store = ts.open(spec).result()
+    store[...] = data.T[..., np.newaxis]
+    return time.perf_counter() - t0
+
+
+def igneous_sharded_once(data: np.ndarray[Any, Any], root: Path, *, seg: bool, workers: int) -> dict[str, float]:
+    """igneous's sharded path from an unsharded copy of the input (written untimed)."""
+    import igneous.task_creation as tc
+    from cloudvolume import CloudVolume
+    from taskqueue import LocalTaskQueue
+
+    src, dst = root / "ig-src", root / "ig-sharded"
+    info = CloudVolume.create_new_info(
+        num_channels=1, layer_type="segmentation" if seg else "image", data_type=str(data.dtype),
+        encoding="compressed_segmentation" if seg else "raw", resolution=(8, 8, 8),
+        voxel_offset=(0, 0, 0), chunk_size=(64, 64, 64), volume_size=data.T.shape,
+    )
+    vol = CloudVolume(f"file://{src}", info=info, compress=False, parallel=workers, progress=False)
+    vol.commit_info()
+    vol[:, :, :] = data.T
+    tq = LocalTaskQueue(parallel=workers, progress=False)
+
+    def queue(tasks: Any) -> None:
+        tq.insert(tasks)
+        tq.execute(progress=False)
+
+    out: dict[str, float] = {}
+    out["chunks"] = timed(lambda: queue(tc.create_image_shard_transfer_tasks(
+        f"file://{src}", f"file://{dst}", mip=0, chunk_size=(64, 64, 64))))
+    mips = max(0, int(np.ceil(np.log2(max(data.shape) / 64))))
+
+    def pyramid() -> None:
+        for m in range(mips):
+            queue(tc.create_image_shard_downsample_tasks(f"file://{dst}", mip=m, factor=(2, 2, 2)))
+
+    out["pyramid"] = timed(pyramid)
+    if seg:
+        def mesh() -> None:
+            queue(tc.create_meshing_tasks(f"file://{dst}", mip=0, sharded=True, compress=None))
+            queue(tc.create_sharded_multires_mesh_tasks(f"file://{dst}", progress=False))
+
+        out["mesh"] = timed(mesh)
+    out["total"] = out["chunks"] + out["pyramid"] + out.get("mesh", 0.0)
+    out["files"] = files_per_dir(dst)  # type: ignore[assignment]
+    shutil.rmtree(src)
+    shutil.rmtree(dst)
+    return out
+
+
+def sharded_section(name: str, data: np.ndarray[Any, Any], root: Path, *, workers: int,
+                    repeat: int, skip_igneous: bool) -> None:
+    seg = name == "segmentation"
+    mb = data.nbytes / 1e6
+    print(f"\nsharded {name}: {data.shape[0]}^3 {data.dtype} ({mb:.0f} MB), {workers} workers ({load()})",
+          flush=True)
+    runs = []
+    for i in range(repeat):
+        dest = root / f"ngs{i}"
+        r = ngshow_once(data, dest, seg=seg, workers=workers, sharding="on", mesh_format="multires")
+        r["files"] = files_per_dir(dest)  # type: ignore[assignment]
+        runs.append(r)
+        if i < repeat - 1:
+            shutil.rmtree(dest)
+    ng = best(runs)
+    keep = root / f"ngs{repeat - 1}"
+    flat = root / "flat"
+    ngshow_once(data, flat, seg=seg, workers=workers, sharding="off", mesh_format="legacy")
+    flat_files = files_per_dir(flat)
+    shutil.rmtree(flat)
+    # Scale 0 alone: ngshow vs TensorStore writing the same sharded scale.
+    s0 = min(ngshow_once(data, root / f"s0-{i}", seg=seg, workers=workers, sharding="on",
+                         mip_levels=0)["total"] for i in range(repeat))
+    ts_s = min(tensorstore_sharded_scale0(data, keep, root / "ts") for _ in range(repeat))
+    for i in range(repeat):
+        shutil.rmtree(root / f"s0-{i}", ignore_errors=True)
+    shutil.rmtree(root / "ts", ignore_errors=True)
+    print(f"  scale 0 sharded: ngshow {s0:.2f} s ({mb / s0:.0f} MB/s), TensorStore {ts_s:.2f} s "
+          f"({mb / ts_s:.0f} MB/s), ratio TensorStore/ngshow {ts_s / s0:.2f}")
+    ig = None
+    if not skip_igneous:
+        ig = igneous_sharded_once(data, root, seg=seg, workers=workers)
+    print(f"{'stage':10} {'ngshow s':>9} {'MB/s':>7} {'igneous s':>10} {'MB/s':>7} {'ratio':>6}")
+    for stage in ["chunks", "pyramid"] + (["mesh"] if seg else []) + ["total"]:
+        line = f"{stage:10} {ng[stage]:9.2f} {mb / ng[stage]:7.1f}"
+        if ig is not None:
+            line += f" {ig[stage]:10.2f} {mb / ig[stage]:7.1f} {ig[stage] / ng[stage]:6.2f}"
+        print(line)
+    print(f"  files per folder, ngshow sharded: {ng['files']}")
+    print(f"  files per folder, ngshow unsharded (legacy meshes): {flat_files}")
+    if ig is not None:
+        print(f"  files per folder, igneous sharded: {ig['files']}")
+    shutil.rmtree(keep)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512, help="edge of the cubic volumes (default 512)")
@@ -217,6 +343,8 @@ def main() -> None:
     ap.add_argument("--skip-igneous", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--only", choices=("image", "segmentation"), default=None)
+    ap.add_argument("--sharded-only", action="store_true", help="only the sharded comparison")
+    ap.add_argument("--skip-sharded", action="store_true")
     args = ap.parse_args()
     n = args.size
     volumes = {"image": make_image, "segmentation": make_labels}
@@ -224,6 +352,11 @@ def main() -> None:
     try:
         for name, make in volumes.items():
             if args.only and name != args.only:
+                continue
+            if not args.skip_sharded:
+                sharded_section(name, make(n), root, workers=args.workers, repeat=args.repeat,
+                                skip_igneous=args.skip_igneous)
+            if args.sharded_only:
                 continue
             data = make(n)
             seg = name == "segmentation"
@@ -257,7 +390,7 @@ def main() -> None:
                     sizes += (f", igneous {ig['mesh MB']:.1f} MB simplified, "
                               f"{ig['mesh-nosimp MB']:.0f} MB not")
                 print(sizes)
-        if not args.skip_dask and args.workers > 1 and args.only != "image":
+        if not args.skip_dask and not args.sharded_only and args.workers > 1 and args.only != "image":
             print(f"\nDask scaling (segmentation, all stages, .npy input, {load()})", flush=True)
             times = dask_scaling(make_labels(n), root, args.workers, args.repeat)
             b1, bn = min(times[1]), min(times[args.workers])

@@ -73,8 +73,8 @@ def _ngff_zarr(path: Path, version: str) -> None:
     img = nz.to_ngff_image(image(), dims=["c", "z", "y", "x"], scale=dict(SCALE), axes_units=dict(UNITS))
     ms = nz.to_multiscales(img, scale_factors=[2, 4])
     ms.metadata.omero = Omero(channels=[
-        OmeroChannel(color=c["color"], window=OmeroWindow(**c["window"]), label=c["label"])  # type: ignore[arg-type]
-        for c in OMERO["channels"]  # type: ignore[attr-defined]
+        OmeroChannel(color=c["color"], window=OmeroWindow(**c["window"]), label=c["label"])
+        for c in OMERO["channels"]
     ])
     nz.to_ngff_zarr(str(path), ms, version=version)
     seg = nz.to_ngff_image(labels(), dims=["z", "y", "x"], scale=dict(SCALE), axes_units=dict(UNITS), name="cells")

@@ -145,6 +145,17 @@ def test_a_dask_cluster_writes_the_same_bytes(tmp_path: Path) -> None:
     assert tree(tmp_path / "local") == tree(tmp_path / "dask")
 
 
+def test_default_ids_count_rows_over_the_whole_table(tmp_path: Path) -> None:
+    frame, options = table(900, "point", seed=8)
+    frame.drop(columns=["id"]).to_parquet(tmp_path / "t.parquet", row_group_size=200)
+    write_annotations(tmp_path / "t.parquet", tmp_path / "out", workers=2, rows_per_task=400,
+                      **{k: v for k, v in options.items() if k != "ids"})
+    reader = AnnotationReader(f"file://{tmp_path / 'out'}")
+    for i in (1, 200, 401, 900):
+        assert np.array_equal(reader.by_id[i].point, expected_geometry(frame, "point")[i - 1])
+    assert 901 not in reader.by_id
+
+
 def test_bad_tables_are_refused_with_a_reason(tmp_path: Path) -> None:
     frame, options = table(100, "point")
     frame.loc[5, "id"] = frame.loc[60, "id"]

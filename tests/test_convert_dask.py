@@ -31,7 +31,7 @@ def test_dask_cluster_output_is_byte_identical_to_process_pool(tmp_path: Path) -
     for p in plans(tmp_path / "pool"):
         run(p, workers=2, progress=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         executor = client.get_executor(pure=False)
         reports = [run(p, executor, progress=False) for p in plans(tmp_path / "dask")]
         assert len(client.scheduler_info()["workers"]) == 2

@@ -49,7 +49,8 @@ SCRIPT = textwrap.dedent(
 
 
     if __name__ == "__main__":
-        out, delay, sharding = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+        out, delay = sys.argv[1], float(sys.argv[2])
+        sharding = sys.argv[3] if len(sys.argv) > 3 else "off"
         p = plan(SlowArray(volume(), delay), out, kind="segmentation", voxel_size=(8, 8, 8),
                  chunk_size=16, mesh=True, memory_budget=1 << 20, min_tasks=2, sharding=sharding)
         if sharding == "off":

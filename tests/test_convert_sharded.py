@@ -58,7 +58,7 @@ def test_sharded_image_every_scale_matches_tensorstore(tmp_path: Path, pool: Exe
 
 def test_sharded_segmentation_equals_unsharded(tmp_path: Path, pool: Executor) -> None:
     seg = label_volume()
-    kw = dict(kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16, memory_budget=1 << 20)
+    kw = dict(kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16, memory_budget=1 << 20, min_tasks=1)
     run(plan(seg, tmp_path / "flat", sharding="off", **kw), pool, progress=False)  # type: ignore[arg-type]
     p = plan(seg, tmp_path / "sharded", sharding=True, **kw)  # type: ignore[arg-type]
     run(p, pool, progress=False)
@@ -156,3 +156,22 @@ def test_cli_sharding_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         cli_main(["convert", str(tmp_path / "img.npy"), str(out), "--sharding", "maybe"])
     assert exit_.value.code == 2
     assert "--sharding" in capsys.readouterr().err
+
+
+def test_sharded_dataset_on_an_fsspec_store_is_the_same(tmp_path: Path) -> None:
+    import fsspec
+    from concurrent.futures import ThreadPoolExecutor
+
+    seg = label_volume()
+    kw = dict(kind="segmentation", voxel_size=(8, 8, 8), chunk_size=16, mesh=True, sharding="on",
+              memory_budget=1 << 20)
+    with ThreadPoolExecutor(2) as ex:  # memory:// lives in this process only
+        run(plan(seg, "memory://ngshow-sharded/seg", **kw), ex, progress=False)  # type: ignore[arg-type]
+        run(plan(seg, tmp_path / "seg", **kw), ex, progress=False)  # type: ignore[arg-type]
+    fs = fsspec.filesystem("memory")
+    names = {p.split("/ngshow-sharded/seg/", 1)[1] for p in fs.find("/ngshow-sharded/seg")}
+    local = tree(tmp_path / "seg")
+    assert {n for n in names if not n.startswith(".ngshow")} == {n for n in local if not n.startswith(".ngshow")}
+    assert any(n.endswith(".shard") for n in names)
+    assert all(fs.cat_file(f"/ngshow-sharded/seg/{n}") == local[n] for n in local if not n.startswith(".ngshow"))
+    assert validate("memory://ngshow-sharded/seg", full=True) == []

@@ -161,3 +161,25 @@ def test_bad_live_requests_are_4xx(viewer: ngshow.Viewer) -> None:
         assert reply.status == status, (path, reply.status, reply.text)
     assert request(base.replace(viewer.token, "x" * 40) + "/info").status == 404
     assert json.loads(request(base + "/mesh/1:0").body)["fragments"] == ["1:0:all"]
+
+
+def test_skeletons_from_a_callback(viewer: ngshow.Viewer) -> None:
+    labels = np.zeros((4, 8, 8), np.uint32)
+    labels[1:3, 2:6, 2:6] = 4
+    asked: list[int] = []
+
+    def skeleton_of(segment: int) -> Skeleton | None:
+        asked.append(segment)
+        return Skeleton(vertices=[[0, 0, 0], [segment, 1, 1]], edges=[[0, 1]]) if segment == 4 else None
+
+    layer = viewer.add(labels, name="seg", skeletons=skeleton_of)
+    base = live_url(viewer, layer)
+    assert request(base + "/skeletons/info").json()["vertex_attributes"] == []
+    body = request(base + "/skeletons/4").body
+    assert struct.unpack_from("<II", body) == (2, 1)
+    np.testing.assert_allclose(np.frombuffer(body, "<f4", 6, 8).reshape(2, 3), [[0, 0, 0], [4, 1, 1]])
+    assert request(base + "/skeletons/5").status == 404 and asked == [4, 5]
+    with pytest.raises(ngshow.InvalidArray, match="skeleton vertices"):
+        from ngshow.live import encode_skeleton
+
+        encode_skeleton(Skeleton(vertices=[[0, 0]], edges=[]), (1, 1, 1), [])

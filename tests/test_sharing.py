@@ -26,7 +26,7 @@ BASE = "https://neuroglancer.example.org/v/1/"
 def test_parse_url_of_to_url_is_the_viewer_state(viewer: ngshow.Viewer) -> None:
     viewer.add(np.zeros((4, 8, 8), np.uint8), name="img")
     viewer.add_annotations("point", [[1, 2, 3]], name="pts")
-    viewer.add_precomputed("gs://bucket/em", name="em")
+    viewer.add_precomputed("gs://bucket/em", name="em", through_ngshow=False)  # the link names the bucket
     with viewer.txn() as s:
         s.layers["img"].opacity = 0.3
         s.layers["em"].type = "image"  # PyPI neuroglancer needs a type; the client would look it up
@@ -134,8 +134,8 @@ def test_a_saved_view_reopens_on_new_arrays_and_remote_sources_stay(
 
 def test_remote_sources_become_layers_as_they_are(viewer: ngshow.Viewer) -> None:
     for location in ("zarr://https://host/a.zarr", "n5://gs://bucket/b.n5", "precomputed://s3://bucket/c"):
-        viewer.add_precomputed(location, name=location.split("/")[-1])
-    viewer.add_precomputed("gs://bucket/d", name="d")
+        viewer.add_precomputed(location, name=location.split("/")[-1], through_ngshow=False)
+    viewer.add_precomputed("gs://bucket/d", name="d", through_ngshow=False)
     viewer.add_precomputed("https://host/e", name="e")
     sources = [layer.source for layer in viewer.state.layers.values()]
     assert sources == [

@@ -12,6 +12,7 @@ import ngshow
 from ngshow.errors import InvalidState
 from ngshow.state import (
     FIT_PIXELS,
+    PROJECTION_MARGIN,
     AnnotationLayerState,
     ImageLayerState,
     LayerState,
@@ -75,8 +76,9 @@ def test_attributes_are_views_over_the_json_and_unknown_keys_round_trip() -> Non
     assert s["segmentColors"] == {str(2**64 - 1): "#00ff00"}
     assert s["equivalences"] == [["1", "2", "3"], ["8", "9"]]  # 2 joined the groups of 1 and 3
     assert j["layers"][2]["annotationColor"] == "#ff00ff"
-    assert j["layout"] == {"type": "row", "children": [{"type": "xy"},
-                                                        {"type": "viewer", "layout": "3d", "layers": ["seg"]}]}
+    assert j["layout"] == {"type": "row", "children": [  # a bare panel in a row shows every layer
+        {"type": "viewer", "layout": "xy", "layers": ["em", "seg", "pts", "m"]},
+        {"type": "viewer", "layout": "3d", "layers": ["seg"]}]}
     assert j["projectionOrientation"] == [0, 0, 0, 1.0]  # normalised
     assert j["selectedLayer"] == {"layer": "seg", "visible": True} and j["layerListPanel"] == {"visible": True}
     assert j["someNewViewerKey"] == [1, 2, 3] and j["layers"][3] == STATE["layers"][3]  # type: ignore[index]
@@ -84,12 +86,17 @@ def test_attributes_are_views_over_the_json_and_unknown_keys_round_trip() -> Non
     state.layer_panel = None
     assert "selectedLayer" not in state.json
 
+    # Code written for the raw dicts keeps working.
+    em.update(tab="rendering")
+    assert em.pop("tab") == "rendering" and em.setdefault("blend", "x") == "additive" and "name" in dict(em.items())
+
     # The mapping: assign, replace and delete layers by name.
     state.layers["copy"] = em
     assert state.layers["copy"].name == "copy" and state.layers["copy"].opacity == 0.25
     del state.layers["m"]
     assert list(state.layers) == ["em", "seg", "pts", "copy"]
-    assert column_layout("xy", "xz")["children"] == [{"type": "xy"}, {"type": "xz"}]
+    state.layout = column_layout("xy", "xz")
+    assert [c["layers"] for c in state.layout["children"]] == [["em", "seg", "pts", "copy"]] * 2
 
 
 @pytest.mark.parametrize(
@@ -150,7 +157,8 @@ def test_python_state_fits_the_layers_before_any_tab_opens(tmp_path: object) -> 
         assert state["dimensions"] == {"x": [4e-9, "m"], "y": [4e-9, "m"], "z": [4e-8, "m"]}
         assert state["position"] == [200.5, 32.5, 5.5]
         assert state["crossSectionScale"] == pytest.approx(200 / FIT_PIXELS)
-        assert state["projectionScale"] == pytest.approx(200)  # x is longest: z is 10 x 40 nm = 100 canonical
+        # x is longest (z is 10 x 40 nm = 100 canonical voxels), with a margin for perspective.
+        assert state["projectionScale"] == pytest.approx(200 * PROJECTION_MARGIN)
         # A zoom set before any tab opens is kept, and means canonical voxels from the start.
         with viewer.txn() as s:
             s.cross_section_scale = 0.5
@@ -169,5 +177,20 @@ def test_annotation_layer_alone_opens_at_its_annotations() -> None:
         assert state["dimensions"] == {"x": [8e-9, "m"], "y": [8e-9, "m"], "z": [4e-8, "m"]}
         assert state["position"] == [120.5, 230.5, 15.5]  # not voxel (0, 0, 0)
         assert state["crossSectionScale"] == pytest.approx(61 / FIT_PIXELS)
+    finally:
+        viewer.close()
+
+
+def test_a_layer_with_a_new_dimension_joins_the_space_and_the_position() -> None:
+    viewer = ngshow.Viewer()
+    try:
+        viewer.add(np.zeros((4, 8, 16), np.uint8), name="fine", voxel_size=(4, 4, 40))
+        with viewer.txn() as s:
+            s.position = [1.5, 2.5, 3.5]
+        viewer.add(np.zeros((5, 4, 8, 16), np.uint8), name="movie", axes="tzyx", scale=(2, 40, 4, 4),
+                   units=("s", "nm", "nm", "nm"))
+        state = viewer.state
+        assert list(state.dimensions) == ["x", "y", "z", "t"] and state.dimensions["t"] == [2.0, "s"]
+        assert state.position == [1.5, 2.5, 3.5, 2.5]  # kept, and t at the movie's middle frame
     finally:
         viewer.close()

@@ -2,6 +2,7 @@
 
 >>> import ngshow
 >>> viewer = ngshow.show(volume, voxel_size=(6, 6, 40))
+>>> viewer.add(ngshow.open("img.ome.zarr"))   # a file, with its levels, µm scales, colours, labels
 >>> print(viewer)            # open this URL in a browser
 >>> ngshow.stop()            # every URL stops working; every array is released
 """

@@ -101,7 +101,7 @@ def mesh_command(argv: Sequence[str]) -> int:
 
     try:
         opened = open_file(args.labels)
-        labels, space = opened.volume(channels=False)
+        labels, _ = opened.volume(channels=False)
         voxel_size = args.voxel_size or opened.voxel_size or (1.0, 1.0, 1.0)
         simplify = not args.no_simplify
         if args.ids is None:
@@ -201,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     if args.screenshot:
+        from .figures import DEFAULT_TILE
+
+        if max(args.size) > DEFAULT_TILE and "layout" not in viewer.state.json:
+            with viewer.txn() as s:  # a figure this big is tiled, which needs one 2-D panel
+                s.layout = "xy"
         try:
             ngshow.screenshot(viewer, args.screenshot, size=args.size)
         except (NgshowError, TimeoutError) as e:

@@ -273,9 +273,10 @@ def _draw_tile(viewer: Viewer, state: dict[str, Any], size: tuple[int, int], tim
     for _ in range(5):
         png, seen = screenshots._request_with_state(viewer, size, timeout)
         position = (seen or {}).get("position") or []
+        wanted = state.get("position")
         # The page keeps positions as float32.
-        if len(position) == len(state["position"]) and all(
-            abs(float(a) - b) <= 1e-4 + 1e-6 * abs(b) for a, b in zip(position, state["position"])
+        if wanted is None or len(position) == len(wanted) and all(
+            abs(float(a) - b) <= 1e-4 + 1e-6 * abs(b) for a, b in zip(position, wanted)
         ):
             pixels = _decode(png)
             if pixels.shape[:2] == (size[1], size[0]):

@@ -209,12 +209,12 @@ class Layer:
             if self.serve_as == "precomputed":
                 raise InvalidArray(
                     f"serve_as='precomputed' needs a 3-D (z, y, x) array (images may add a leading c axis; "
-                    f"labels unsigned), got axes {''.join(source.space.names)} of {source.dtype}"
+                    f"integer labels), got axes {''.join(source.space.names)} of {source.dtype}"
                 )
             if self._properties is not None or self._skeletons is not None:
                 raise InvalidArray(
                     "segment properties and skeletons need a layer served as precomputed: a 3-D (z, y, x) "
-                    f"array of unsigned labels, got axes {''.join(source.space.names)} of {source.dtype}"
+                    f"array of integer labels, got axes {''.join(source.space.names)} of {source.dtype}"
                 )
             return None
         return LiveDataset(

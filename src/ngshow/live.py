@@ -42,12 +42,11 @@ CHUNK = 64
 #: this size, one manifest fragment each, so the first pieces draw before the whole object is done.
 MESH_BLOCK = 128
 _CHUNK_NAME = re.compile(r"^(\d+)-(\d+)_(\d+)-(\d+)_(\d+)-(\d+)$")
-_SKELETON_TYPES = ("float32", "int8", "uint8", "int16", "uint16", "int32", "uint32")
 
 
 def eligible(source: ArraySource) -> bool:
     """Whether ``source`` fits a precomputed volume: spatial axes z, y, x (array order, last), at most
-    a leading channel axis ``c`` (images only), unsigned labels for segmentations."""
+    a leading channel axis ``c`` (images only), integer labels for segmentations."""
     names = [n.lower() for n in source.space.names]
     kinds = source.space.kinds
     if names[-3:] != ["z", "y", "x"] or any(k != "space" for k in kinds[-3:]):
@@ -58,14 +57,15 @@ def eligible(source: ArraySource) -> bool:
     elif source.rank != 3:
         return False
     if source.kind == "segmentation":
-        return source.dtype.kind == "u"
+        return source.dtype.kind in "iu"  # signed labels keep their bits as unsigned ones
     return True
 
 
 @dataclass(frozen=True)
 class Skeleton:
     """A skeleton: ``vertices`` ``(N, 3)`` in voxels ``(x, y, z)`` of the layer, ``edges`` ``(E, 2)``
-    vertex indices, and per-vertex ``attributes`` (``{"radius": (N,) in nm, ...}``)."""
+    vertex indices, and per-vertex ``attributes`` (``{"radius": (N,) in nm, ...}``, sent as float32;
+    ``(N, k)`` for k components)."""
 
     vertices: Any
     edges: Any
@@ -110,6 +110,11 @@ def _scales(source: ArraySource) -> list[tuple[int, int, int]]:
         factors = [f * s for f, s in zip(factors, step)]
         out.append((factors[0], factors[1], factors[2]))
     return out  # type: ignore[return-value]
+
+
+def _in_memory(source: ArraySource) -> bool:
+    """Arrays in RAM or memory-mapped: scanning them whole costs seconds, not a download."""
+    return all(isinstance(level, np.ndarray) for level, _ in source.levels)
 
 
 def _chunk_size(source: ArraySource) -> tuple[int, int, int]:
@@ -166,6 +171,8 @@ class LiveDataset:
         self.chunk = _chunk_size(source)
         self._keys = {self.scale_key(f): f for f in self.factors}
         self._lock = threading.Lock()
+        if meshes is not None and source.kind == "segmentation" and _in_memory(source):
+            meshes.prefetch(source, generation)  # cheap for arrays in memory: the first mesh comes sooner
 
     # -- info --------------------------------------------------------------------------------------
 
@@ -311,9 +318,8 @@ class LiveDataset:
     def _skeleton_attributes(self, skeleton: Skeleton, n: int) -> dict[str, np.ndarray[Any, Any]]:
         out = {}
         for name, values in skeleton.attributes.items():
-            array = np.asarray(values)
-            if array.dtype.name not in _SKELETON_TYPES:
-                array = array.astype(np.float32)
+            # float32 whatever was given: the client cannot hand 8- or 16-bit attributes to WebGL.
+            array = np.asarray(values).astype(np.float32)
             if array.shape[0] != n:
                 raise InvalidArray(f"skeleton attribute {name!r} has {array.shape[0]} values for {n} vertices")
             out[name] = array.reshape(n, -1)

@@ -16,6 +16,7 @@ meshed from its bounding box alone.
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import threading
@@ -30,6 +31,8 @@ from . import _native
 from .errors import InvalidArray, InvalidRequest, NotFound
 from .lru import ByteLRU
 from .sources import read_box, xyz
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Mesh", "MeshService", "mesh", "mesh_all"]
 
@@ -413,6 +416,18 @@ class MeshService:
             if state.labels is None:
                 state.labels, state.boxes = self._scan(source)
         return state
+
+    def prefetch(self, source: Any, generation: int) -> None:
+        """Find every label's bounding box now, on a thread of its own, so the first mesh a user asks
+        for (and a big object's manifest of blocks) does not wait for the scan."""
+
+        def scan() -> None:
+            try:
+                self._state(source, generation)
+            except Exception:  # the array may be closed or replaced meanwhile; a request rescans
+                logger.debug("mesh prefetch failed", exc_info=True)
+
+        threading.Thread(target=scan, name="ngshow-mesh-prefetch", daemon=True).start()
 
     def _scan(self, source: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         shape = source.shape[-3:]

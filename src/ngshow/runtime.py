@@ -48,7 +48,7 @@ def get_server() -> Server:
         if _server is None:
             from .server import Server
 
-            _server = Server(*_bind, static_url=_static_url)
+            _server = Server(*_bind, static_url=_static_url, public_hostnames=public_hostnames, in_colab=in_colab)
             logger.info("ngshow server listening on %s", _server.base_url)
             _register_exit_hint()
         return _server

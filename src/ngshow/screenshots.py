@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import runtime
 from .errors import NgshowError
 from .tokens import new_token
 
@@ -166,9 +167,16 @@ def _request_once(
     viewer.documents["c"].update(ask)
     try:
         deadline = time.monotonic() + timeout
+        # Colab's event streams end after every message, so a live tab is briefly unconnected.
+        grace = 2.0 if runtime.in_colab() else 0.0
+        gone_since: float | None = None
         while not pending.event.wait(0.05):
             if in_open_tab and not viewer.connected_clients():
-                raise _TabsClosed()
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since >= grace:
+                    raise _TabsClosed()
+            else:
+                gone_since = None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no screenshot within {timeout} s (is the view still loading?)")
         if pending.png is None:

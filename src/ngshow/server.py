@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientSession, web
 
-from . import encodings, runtime
+from . import encodings
 from .errors import InvalidRequest, NgshowError, NotFound, http_status
 from .mesh import MeshService
 from .static import StaticFiles, content_type, default_static_dir
@@ -28,8 +28,7 @@ from .tokens import find
 
 if TYPE_CHECKING:
     from .convert.storage import Store
-    from .layers import Layer
-    from .viewer import Viewer
+    from .served import ServedViewer, ServedVolume
 
 __all__ = ["Server"]
 
@@ -89,13 +88,29 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 
 class Server:
-    """An aiohttp server on a background thread, serving every :class:`~ngshow.Viewer` of the process."""
+    """An aiohttp server on a background thread, serving every viewer of the process.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, static_url: str | None = None) -> None:
+    It knows viewers and layers only through :mod:`ngshow.served` (what a viewer offers the HTTP
+    layer), so it imports no viewer code.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        static_url: str | None = None,
+        *,
+        public_hostnames: Callable[[], set[str]] = set,
+        in_colab: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """``public_hostnames``: host names a proxy may send requests under (the Host check allows
+        them); ``in_colab``: whether event streams must end after each message (Colab's proxy)."""
         self.host = host
+        self._public_hostnames = public_hostnames
+        self._in_colab = in_colab
         self._static_url = static_url.rstrip("/") if static_url else None
         self._static = None if static_url else StaticFiles(default_static_dir())
-        self._viewers: dict[str, Viewer] = {}
+        self._viewers: dict[str, ServedViewer] = {}
         self._lock = threading.Lock()
         self._closing = False
         self.workers = min(32, (os.cpu_count() or 1) + 4)
@@ -152,7 +167,7 @@ class Server:
             self._viewers.clear()
         self._closing = True
         for viewer in viewers:
-            viewer._detach()  # also wakes its event streams, which then end
+            viewer.detach()  # also wakes its event streams, which then end
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -173,22 +188,22 @@ class Server:
         with self._lock:
             return len(self._viewers)
 
-    def register(self, viewer: Viewer) -> None:
+    def register(self, viewer: ServedViewer) -> None:
         with self._lock:
             self._viewers[viewer.token] = viewer
 
-    def unregister(self, viewer: Viewer) -> None:
+    def unregister(self, viewer: ServedViewer) -> None:
         with self._lock:
             self._viewers.pop(viewer.token, None)
         self.wake(viewer)
 
-    def wake(self, viewer: Viewer) -> None:
+    def wake(self, viewer: ServedViewer) -> None:
         """Tell the viewer's open event streams that a document changed (from any thread)."""
         if self._loop.is_closed():
             return
 
         def _set() -> None:
-            for event in list(viewer._watchers):
+            for event in list(viewer.watchers):
                 event.set()
 
         try:
@@ -196,16 +211,16 @@ class Server:
         except RuntimeError:  # loop closed between the check and the call
             pass
 
-    def viewer(self, token: str) -> Viewer:
+    def viewer(self, token: str) -> ServedViewer:
         with self._lock:
             viewer = find(self._viewers, token)
         if viewer is None:
             raise NotFound("unknown viewer token")
         return viewer
 
-    def layer(self, key: str) -> Layer:
+    def layer(self, key: str) -> ServedVolume:
         token, _, volume = key.partition(".")
-        return self.viewer(token).layer_by_token(volume)
+        return self.viewer(token).volume(volume)
 
     def run_callback(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run a user callback on the callback thread; its exceptions are logged, never raised here."""
@@ -250,7 +265,7 @@ class Server:
             hostname = (request.host or "").rsplit(":", 1)[0] if "]" not in (request.host or "") else (
                 request.host.split("]")[0] + "]"
             )
-            if not _is_loopback(hostname) and hostname.strip("[]") not in runtime.public_hostnames():
+            if not _is_loopback(hostname) and hostname.strip("[]") not in self._public_hostnames():
                 return web.Response(status=403, text="host not allowed\n")
         return await handler(request)
 
@@ -267,7 +282,7 @@ class Server:
         viewer = self.viewer(request.match_info["token"])
         name = request.match_info["name"] or "index.html"
         if name == "index.html":
-            viewer._page_loaded()
+            viewer.page_loaded()
         if self._static_url is not None:
             return await self._proxy_static(name)
         assert self._static is not None
@@ -291,7 +306,7 @@ class Server:
             raise InvalidRequest("missing client id (query parameter c)")
         # Only keys with a g<key> parameter are watched (a page opened with a #state URL omits gs).
         last = {k: request.query[f"g{k}"] for k in viewer.documents if f"g{k}" in request.query}
-        if len(viewer._watchers) >= MAX_EVENT_STREAMS:
+        if len(viewer.watchers) >= MAX_EVENT_STREAMS:
             return web.Response(
                 status=429, text=f"too many open event streams for this viewer (at most {MAX_EVENT_STREAMS})\n",
                 headers={**NO_STORE, "Retry-After": "5"},
@@ -300,8 +315,8 @@ class Server:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
         event = asyncio.Event()
-        viewer._watchers.add(event)  # counted before the first await, so the cap holds in a burst
-        colab, start = runtime.in_colab(), dict(last)
+        viewer.watchers.add(event)  # counted before the first await, so the cap holds in a burst
+        colab, start = self._in_colab(), dict(last)
         try:
             await response.prepare(request)
             while not self._closing and not viewer.closed:
@@ -320,7 +335,7 @@ class Server:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            viewer._watchers.discard(event)
+            viewer.watchers.discard(event)
         return response
 
     async def _woken_or_gone(self, event: asyncio.Event, request: web.Request, response: web.StreamResponse) -> bool:
@@ -350,7 +365,7 @@ class Server:
         if not isinstance(count, (int, str)):
             raise InvalidRequest("state update count g must be an integer")
         generation = viewer.documents["s"].set_from_client(state, previous, client_id, count)
-        viewer._state_changed_by_client()
+        viewer.state_changed_by_client()
         return web.json_response({"g": generation})
 
     async def _post_action(self, request: web.Request) -> web.StreamResponse:
@@ -359,7 +374,7 @@ class Server:
         action = body.get("action")
         if not isinstance(action, str):
             raise InvalidRequest("action body needs a string 'action'")
-        viewer._dispatch_action(action, body.get("state") or {})
+        viewer.dispatch_action(action, body.get("state") or {})
         return web.Response(status=200)
 
     async def _credentials(self, request: web.Request) -> web.StreamResponse:

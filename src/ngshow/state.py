@@ -26,6 +26,7 @@ __all__ = [
     "AnnotationLayerState",
     "Box",
     "FIT_PIXELS",
+    "PROJECTION_MARGIN",
     "ImageLayerState",
     "LayerState",
     "Layers",
@@ -252,7 +253,8 @@ class _JsonView:
     def __setattr__(self, name: str, value: Any) -> None:
         # A typo (``layer.opactiy = 0.2``) must not pass silently as a plain Python attribute.
         if name != "json" and not hasattr(type(self), name):
-            known = sorted(n for n in dir(type(self)) if not n.startswith("_") and n not in ("get", "to_json", "copy"))
+            methods = ("get", "to_json", "copy", "update", "setdefault", "pop", "keys", "items")
+            known = sorted(n for n in dir(type(self)) if not n.startswith("_") and n not in methods)
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; it has {known}")
         super().__setattr__(name, value)
 
@@ -267,6 +269,22 @@ class _JsonView:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.json.get(key, default)
+
+    # The dict methods code written against the raw JSON uses, so it keeps working.
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.json.update(*args, **kwargs)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return self.json.setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return self.json.pop(key, *default)
+
+    def keys(self) -> Any:
+        return self.json.keys()
+
+    def items(self) -> Any:
+        return self.json.items()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _JsonView):
@@ -486,26 +504,31 @@ class Layers(MutableMapping[str, LayerState]):
 LAYOUTS = ("xy", "xz", "yz", "3d", "4panel", "4panel-alt", "xy-3d", "xz-3d", "yz-3d")
 
 
-def _layout(value: Any) -> Any:
+def _layout(value: Any, layers: Sequence[str] = (), nested: bool = False) -> Any:
+    """A checked layout.  Inside a row or column the client needs every panel to be a ``viewer`` with
+    its layers, so bare panels there become viewers of ``layers``."""
     if isinstance(value, str):
         if value not in LAYOUTS:
             raise ValueError(f"layout must be one of {list(LAYOUTS)} or a nested layout dict, got {value!r}")
-        return value
+        return {"type": "viewer", "layout": value, "layers": list(layers)} if nested else value
     if isinstance(value, Mapping):
         kind = value.get("type")
         if kind in ("row", "column"):
             children = value.get("children")
             if not isinstance(children, list) or not children:
                 raise ValueError(f"a {kind} layout needs a list of children")
-            return {**value, "type": kind, "children": [_layout(c) for c in children]}
+            return {**value, "type": kind, "children": [_layout(c, layers, True) for c in children]}
         if kind == "viewer" or kind in LAYOUTS:
-            return copy.deepcopy(dict(value))
+            panel = copy.deepcopy(dict(value))
+            if nested and (kind != "viewer" or "layers" not in panel):
+                panel = {**panel, "type": "viewer", "layout": panel.get("layout", kind), "layers": list(layers)}
+            return panel
         raise ValueError(f"a layout dict needs type 'row', 'column', 'viewer' or a panel name, got {kind!r}")
     raise TypeError(f"layout must be a string or a dict, got {type(value).__name__}")
 
 
 def panel_layout(kind: str = "xy", *, layers: Sequence[str] | None = None) -> JSON:
-    """One panel of a nested layout, optionally showing only ``layers``."""
+    """One panel of a nested layout, showing ``layers`` (default: every layer, when the layout is set)."""
     if kind not in LAYOUTS:
         raise InvalidState(f"panel kind must be one of {list(LAYOUTS)}, got {kind!r}")
     if layers is None:
@@ -515,12 +538,21 @@ def panel_layout(kind: str = "xy", *, layers: Sequence[str] | None = None) -> JS
 
 def row_layout(*children: str | JSON) -> JSON:
     """Panels side by side: ``row_layout("xy", panel_layout("3d", layers=["seg"]))``."""
-    return _layout({"type": "row", "children": [_child(c) for c in children]})  # type: ignore[no-any-return]
+    return _stack("row", children)
 
 
 def column_layout(*children: str | JSON) -> JSON:
     """Panels stacked top to bottom."""
-    return _layout({"type": "column", "children": [_child(c) for c in children]})  # type: ignore[no-any-return]
+    return _stack("column", children)
+
+
+def _stack(kind: str, children: Sequence[str | JSON]) -> JSON:
+    layout = {"type": kind, "children": [_child(c) for c in children]}
+    try:
+        _layout(layout)  # checked now; bare panels get their layers when the layout is set
+    except (TypeError, ValueError) as e:
+        raise InvalidState(f"{kind}_layout: {e}") from None
+    return layout
 
 
 def _child(child: str | JSON) -> JSON:
@@ -566,7 +598,6 @@ class ViewerState(_JsonView):
         "e.g. ``{'x': (4, 'nm'), 'y': (4, 'nm'), 'z': (40, 'nm')}``.",
     )
     position = _Field("position", None, _vector(None), "Cursor position, in voxels of ``dimensions``.")
-    layout = _Field("layout", "4panel", _layout, "``'xy'``, ``'4panel'``, ``'3d'``, … or a nested layout dict.")
     cross_section_scale = _Field("crossSectionScale", None, _positive, "2-D zoom: canonical voxels per pixel.")
     cross_section_orientation = _Field(
         "crossSectionOrientation", None, _quaternion, "2-D view rotation, a unit quaternion ``[x, y, z, w]``."
@@ -581,6 +612,19 @@ class ViewerState(_JsonView):
     show_default_annotations = _Field(
         "showDefaultAnnotations", True, _bool, "Draw each volume's bounding box."
     )
+
+    @property
+    def layout(self) -> Any:
+        """``'xy'``, ``'4panel'``, ``'3d'``, … or a nested layout (:func:`row_layout`); panels of a nested
+        layout that name no layers show every layer the state has when it is set."""
+        return self.json.get("layout", "4panel")
+
+    @layout.setter
+    def layout(self, value: Any) -> None:
+        try:
+            self.json["layout"] = _layout(value, self.layer_names())
+        except (TypeError, ValueError) as e:
+            raise InvalidState(f"layout: {e}") from None
 
     @property
     def layers(self) -> Layers:
@@ -639,7 +683,7 @@ class ViewerState(_JsonView):
             raise KeyError(f"no layer named {layer!r}; layers: {self.layer_names()}") from None
         if target.get("type") != "annotation" and "annotations" not in target:
             raise KeyError(f"layer {layer!r} is not an annotation layer")
-        return annotations_frame(target)
+        return annotations_frame(getattr(target, "json", target))
 
 
 # -- default views -------------------------------------------------------------------------------
@@ -657,6 +701,10 @@ class Box:
 #: Pixels the data's longest side spans in a 2-D panel of a default view (a 4-panel layout's panel in a
 #: 1024x768 window is about 500x370 pixels).
 FIT_PIXELS = 320
+
+#: The 3-D view's height over the data's longest side in a default view (the client rounds the side up
+#: to a power of two, so its framing jumps between about 50% and 100%).
+PROJECTION_MARGIN = 1.5
 
 
 def annotation_box(entry: JSON) -> Box | None:
@@ -705,15 +753,18 @@ def fill_view_defaults(state: JSON, boxes: Sequence[Box]) -> None:
     """
     if not boxes:
         return
-    merged: dict[str, list[Any]] = {name: list(value) for name, value in (state.get("dimensions") or {}).items()}
-    for box in boxes:  # a layer added later may bring a new dimension (a time axis, say)
+    merged: dict[str, list[Any]] = {}
+    for box in boxes:
         for name, value in box.dimensions.items():
             if not name.endswith(("^", "'")) and name not in merged:
                 merged[name] = [float(value[0]), str(value[1])]
-    if not merged:
+    dimensions: dict[str, Any] = state.get("dimensions") or {}
+    added = [name for name in merged if name not in dimensions]
+    if not dimensions and not added:
         return
-    state["dimensions"] = merged
-    dimensions: dict[str, Any] = state["dimensions"]
+    # Like the client, a layer's new dimension joins the global space (and the position, at its centre).
+    old_rank = len(dimensions)
+    dimensions = state["dimensions"] = {**dimensions, **{name: merged[name] for name in added}}
     names = list(dimensions)
     lower = [math.inf] * len(names)
     upper = [-math.inf] * len(names)
@@ -725,12 +776,12 @@ def fill_view_defaults(state: JSON, boxes: Sequence[Box]) -> None:
                 lower[i] = min(lower[i], float(box.lower[axis]) * factor)
                 upper[i] = max(upper[i], float(box.upper[axis]) * factor)
     known = [i for i in range(len(names)) if math.isfinite(lower[i])]
+    # The client's own default: the centre, snapped to a voxel centre.
+    centre = [math.floor((lower[i] + upper[i]) / 2) + 0.5 if i in known else 0.5 for i in range(len(names))]
     if "position" not in state:
-        # The client's own default: the centre, snapped to a voxel centre.
-        state["position"] = [
-            math.floor((lower[i] + upper[i]) / 2) + 0.5 if math.isfinite(lower[i]) else 0.5
-            for i in range(len(names))
-        ]
+        state["position"] = centre
+    elif added and len(state["position"]) == old_rank:
+        state["position"] = [*state["position"], *centre[old_rank:]]
     shown = [i for i in range(len(names)) if names[i] in state.get("displayDimensions", names[:3])]
     shown = [i for i in shown if i in known]
     if not shown:
@@ -739,4 +790,5 @@ def fill_view_defaults(state: JSON, boxes: Sequence[Box]) -> None:
     extent = max((upper[i] - lower[i]) * float(dimensions[names[i]][0]) / canonical for i in shown)
     if extent > 0:
         state.setdefault("crossSectionScale", extent / FIT_PIXELS)
-        state.setdefault("projectionScale", extent)
+        # In perspective the near faces look bigger: a margin keeps the whole box in the 3-D panel.
+        state.setdefault("projectionScale", extent * PROJECTION_MARGIN)

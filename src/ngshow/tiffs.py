@@ -8,6 +8,7 @@ Nothing is decoded until a region is asked for.
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -60,16 +61,13 @@ class TiffStack:
         return 3
 
     def __getitem__(self, box: Any) -> np.ndarray[Any, Any]:
-        import tifffile
-
         if not isinstance(box, tuple):
             box = (box,)
         box = box + (slice(None),) * (3 - len(box))
         zs, ys, xs = box
         if isinstance(zs, (int, np.integer)):
-            plane: np.ndarray[Any, Any] = np.asarray(tifffile.imread(self.files[zs]))
-            return np.asarray(plane[ys, xs])
-        planes = [np.asarray(tifffile.imread(f))[ys, xs] for f in self.files[zs]]
+            return _read_plane(self.files[zs], ys, xs)
+        planes = [_read_plane(f, ys, xs) for f in self.files[zs]]
         if planes:
             return np.stack(planes)
         empty = np.empty(self.shape[1:], self.dtype)[ys, xs]
@@ -110,6 +108,28 @@ class TiffStack:
                 )
         assert first is not None
         return cls(tuple(str(f) for f in files), first[1].str, (len(files), *first[0]))
+
+
+@functools.lru_cache(maxsize=65536)
+def _mappable(path: str) -> bool:
+    """Whether a plane is stored uncompressed and contiguous, so a memory map reads just its rows."""
+    import tifffile
+
+    try:
+        tifffile.memmap(path, mode="r")
+    except ValueError:
+        return False
+    return True
+
+
+def _read_plane(path: str, ys: Any, xs: Any) -> np.ndarray[Any, Any]:
+    """Rows ``ys`` and columns ``xs`` of a 2-D plane: only those rows of an uncompressed one."""
+    import tifffile
+
+    if _mappable(path):
+        return np.array(tifffile.memmap(path, mode="r")[ys, xs])
+    plane: np.ndarray[Any, Any] = np.asarray(tifffile.imread(path))
+    return np.asarray(plane[ys, xs])
 
 
 # -- single files ----------------------------------------------------------------------------------

@@ -88,7 +88,8 @@ class Viewer:
         for document in self.documents.values():
             document.on_change.append(self._wake)
         self.documents["s"].complete = self._fill_view_defaults
-        self._server.register(self)
+        self._served = _Served(self)
+        self._server.register(self._served)
 
     # -- URL and display ---------------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class Viewer:
             ``"precomputed"``: a live precomputed dataset (3-D ``zyx`` arrays; segmentations as
             ``compressed_segmentation``, which the client draws fastest, with meshes, segment
             properties and skeletons); ``"python"``: the client's ``python://`` source (any rank);
-            ``"auto"`` (default): precomputed for 3-D segmentations of unsigned labels, else python.
+            ``"auto"`` (default): precomputed for 3-D segmentations, else python.
         segment_properties
             Segmentations: a pandas DataFrame indexed by segment id (or a mapping of columns with
             ``ids``): ``label``, ``description``, number columns (the client filters and sorts by
@@ -729,7 +730,7 @@ class Viewer:
         self._chunk_cache.clear()
 
     def _wake(self) -> None:
-        self._server.wake(self)
+        self._server.wake(self._served)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -737,7 +738,7 @@ class Viewer:
 
     def close(self) -> None:
         """Stop serving this viewer: its URL stops working and its arrays are released."""
-        self._server.unregister(self)
+        self._server.unregister(self._served)
         self._detach()
 
     def _detach(self) -> None:
@@ -751,6 +752,51 @@ class Viewer:
         self._state_callbacks.clear()
         self.actions._callbacks.clear()
         self._wake()
+
+
+class _Served:
+    """The viewer as the server sees it (:class:`ngshow.served.ServedViewer`), so the server calls
+    nothing else of it."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self._viewer = viewer
+
+    @property
+    def token(self) -> str:
+        return self._viewer.token
+
+    @property
+    def closed(self) -> bool:
+        return self._viewer.closed
+
+    @property
+    def documents(self) -> Mapping[str, SyncedDocument]:
+        return self._viewer.documents
+
+    @property
+    def watchers(self) -> set[asyncio.Event]:
+        return self._viewer._watchers
+
+    def detach(self) -> None:
+        self._viewer._detach()
+
+    def page_loaded(self) -> None:
+        self._viewer._page_loaded()
+
+    def state_changed_by_client(self) -> None:
+        self._viewer._state_changed_by_client()
+
+    def dispatch_action(self, name: str, state: dict[str, Any]) -> None:
+        self._viewer._dispatch_action(name, state)
+
+    def volume(self, token: str) -> Layer:
+        return self._viewer.layer_by_token(token)
+
+    def dataset_file(self, token: str, path: str) -> Path:
+        return self._viewer.dataset_file(token, path)
+
+    def remote_dataset(self, token: str) -> Store | None:
+        return self._viewer.remote_dataset(token)
 
 
 def _layer_key(url: str) -> str | None:

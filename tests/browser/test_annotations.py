@@ -128,7 +128,7 @@ def test_the_stock_client_shows_a_million_precomputed_synapses(
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [width / 2, height / 2, 150.5]
-        s.cross_section_scale = 1.1 * width * 8e-9 / 800
+        s.cross_section_scale = 1.1 * width / 800  # voxels per pixel: the whole width fits
     page.open(viewer.url)
     assert page.page.evaluate("() => window.viewer.layerManager.getLayerByName('synapses').layer.type") == "annotation"
 
@@ -143,7 +143,7 @@ def test_the_stock_client_shows_a_million_precomputed_synapses(
 
     # Filtered by segment 7 of "seg", through the sharded relationship index: only its synapses.
     with viewer.txn() as s:
-        s.layers["synapses"].update(linkedSegmentationLayer={"pre": "seg"}, filterBySegmentation=["pre"])
+        s.layers["synapses"].json.update(linkedSegmentationLayer={"pre": "seg"}, filterBySegmentation=["pre"])
         s.select_segments("seg", [7])
     tenth = page.panel_pixels().shape[1] * 0.15
     page.wait_for_pixels(

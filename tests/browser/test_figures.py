@@ -21,14 +21,15 @@ pytestmark = pytest.mark.browser
 Image.MAX_IMAGE_PIXELS = None  # our own 24-megapixel figure
 
 
-def scene(viewer: ngshow.Viewer) -> None:
+def scene(viewer: ngshow.Viewer, labels: bool = True) -> None:
     z, y, x = np.mgrid[:8, :200, :300].astype(np.float32)
     image = 120 + 100 * np.sin(x / 23.0) * np.cos(y / 17.0) + 0 * z  # smooth: resampling barely changes it
-    labels = np.zeros((8, 200, 300), np.uint32)
-    labels[:, 20:90, 30:140] = 3
-    labels[:, 120:180, 170:280] = 8
     viewer.add(image.astype(np.uint8), name="img", kind="image")
-    viewer.add(labels, name="seg", kind="segmentation")
+    if labels:
+        segments = np.zeros((8, 200, 300), np.uint32)
+        segments[:, 20:90, 30:140] = 3
+        segments[:, 120:180, 170:280] = 8
+        viewer.add(segments, name="seg", kind="segmentation")
     with viewer.txn() as s:
         s.layout = "xy"
         s.show_axis_lines = s.show_default_annotations = False
@@ -41,13 +42,14 @@ def pixels(png: bytes) -> np.ndarray[Any, Any]:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.float32)
 
 
+@pytest.mark.timeout(900)  # 24 megapixels through software WebGL: minutes on a busy 2-core machine
 def test_tiled_6000x4000_equals_the_single_canvas_downscaled(viewer: ngshow.Viewer) -> None:
-    scene(viewer)
+    scene(viewer, labels=False)  # one layer: half the drawing
     single = pixels(viewer.screenshot((600, 400), panels_only=True))
     with viewer.txn() as s:
         s.cross_section_scale = 0.05  # ten times the pixels per voxel
     started = time.monotonic()
-    figure = figures.tiled_screenshot(viewer, (6000, 4000))
+    figure = figures.tiled_screenshot(viewer, (6000, 4000), timeout=600)  # per tile, for a loaded machine
     big = pixels(figure.png)
     assert big.shape == (4000, 6000, 3) and figure.tiles == (3, 2)
     assert figure.seam_difference < 0.5, "neighbouring tiles disagree where they overlap"
@@ -60,11 +62,10 @@ def test_tiled_6000x4000_equals_the_single_canvas_downscaled(viewer: ngshow.View
 
 
 def test_scale_bar_drawn_once_in_the_bottom_left(viewer: ngshow.Viewer) -> None:
-    scene(viewer)
+    scene(viewer, labels=False)
     with viewer.txn() as s:
         s.cross_section_scale = 0.25
         s.layers["img"].visible = False  # black background: the bar is the only white
-        s.layers["seg"].visible = False
     png = viewer.screenshot((2400, 600), scale_bar={"scale_factor": 2})  # two tiles
     shot = pixels(png)
     white = np.argwhere(shot.min(axis=2) > 200)
@@ -143,3 +144,24 @@ def test_cli_movie_renders_files_with_keyframes(tmp_path: Path) -> None:
     assert size == (160, 120) and len(frames) == 3
     bright = [int((f.min(axis=2) > 200).sum()) for f in frames]
     assert 0 < bright[0] < bright[1] < bright[2]  # zooming in: the bright box grows
+
+
+def test_cli_screenshot_beyond_the_canvas_limit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    volume = np.zeros((4, 32, 48), np.uint8)
+    volume[:, 4:12, 30:44] = 255
+    np.save(tmp_path / "v.npy", volume)
+    result = subprocess.run(
+        [sys.executable, "-m", "ngshow", str(tmp_path / "v.npy"), "--screenshot", str(tmp_path / "big.png"),
+         "--size", "2400x300"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    shot = pixels((tmp_path / "big.png").read_bytes())
+    assert shot.shape == (300, 2400, 3)
+    white = np.argwhere(shot.min(axis=2) > 200)
+    box, bar = white[white[:, 1] > 600], white[white[:, 1] <= 600]
+    assert len(box) > 1000 and box[:, 1].mean() > 1200  # the box, right of centre
+    assert len(bar) > 100 and bar[:, 0].min() > 200  # and the scale bar, once, bottom left

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tifffile
 
 import ngshow
 
@@ -15,18 +16,18 @@ from .conftest import BrowserPage
 
 pytestmark = pytest.mark.browser
 
-METRES_PER_PIXEL = 1.6 * 64 * 0.5e-6 / 800  # the 64 x 0.5 µm image fits the panel
+VOXELS_PER_PIXEL = 1.6 * 64 / 800  # the 64-voxel-wide image fits the panel (canonical voxels: 0.5 µm)
 
 
 def colour_at(pixels: np.ndarray[Any, Any], x: float, y: float) -> np.ndarray[Any, Any]:
     """Mean colour of a 5x5 patch around data position (x, y) (voxels, 0.5 µm), the view centred on (32, 32)."""
-    per_voxel = 0.5e-6 / METRES_PER_PIXEL
+    per_voxel = 1 / VOXELS_PER_PIXEL
     cy, cx = pixels.shape[0] / 2, pixels.shape[1] / 2
     px, py = int(cx + (x - 32) * per_voxel), int(cy + (y - 32) * per_voxel)
     return pixels[py - 2 : py + 3, px - 2 : px + 3].reshape(-1, 3).mean(axis=0)
 
 
-@pytest.mark.parametrize("writer", ["ome-zarr-py 0.5", "ngff-zarr 0.4"])
+@pytest.mark.parametrize("writer", ome_files.WRITERS)
 def test_ome_zarr_shows_with_its_scales_colours_and_labels(
     page: BrowserPage, viewer: ngshow.Viewer, tmp_path: Path, writer: str
 ) -> None:
@@ -36,7 +37,7 @@ def test_ome_zarr_shows_with_its_scales_colours_and_labels(
         s.layout = "xy"
         s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
         s.position = [32, 32, 8]
-        s.cross_section_scale = METRES_PER_PIXEL
+        s.cross_section_scale = VOXELS_PER_PIXEL
     page.open(viewer.url)
 
     space = page.page.evaluate(
@@ -63,4 +64,33 @@ def test_ome_zarr_shows_with_its_scales_colours_and_labels(
     assert np.abs(cell - red).max() > 40, "label image 'cells' is not drawn over the red channel"
     if writer.startswith("ome-zarr-py"):  # its image-label colour: magenta, half over red
         assert cell[0] > 200 and cell[1] < 60 and cell[2] > 80, cell
+    assert page.problems.all() == []
+
+
+def test_imagej_hyperstack_shows_with_its_sizes(page: BrowserPage, viewer: ngshow.Viewer, tmp_path: Path) -> None:
+    """TZCYX written by tifffile with spacing, unit and frame interval: x, y 0.25 µm, z 1.5 µm, t 2 s."""
+    data = np.zeros((3, 4, 2, 32, 48), np.uint8)  # t, z, c, y, x
+    data[:, :, 0, :, :24] = 200  # channel 0 on the left half
+    tifffile.imwrite(tmp_path / "hyper.tif", data, imagej=True, resolution=(4.0, 4.0),
+                     metadata={"spacing": 1.5, "unit": "um", "axes": "TZCYX", "finterval": 2.0})
+    viewer.add(ngshow.open(str(tmp_path / "hyper.tif")), name="hyper")
+    with viewer.txn() as s:
+        s.layout = "xy"
+        s.json.update(showScaleBar=False, showAxisLines=False, showDefaultAnnotations=False)
+        s.position = [24, 16, 2, 1]
+        s.cross_section_scale = 1.6 * 48 / 800  # canonical voxels (0.25 µm) per pixel
+    page.open(viewer.url)
+    space = page.page.evaluate(
+        "() => { const s = window.viewer.coordinateSpace.value; return {names: s.names, scales: Array.from(s.scales), units: s.units}; }"
+    )
+    assert space["names"] == ["x", "y", "z", "t"] and space["units"] == ["m", "m", "m", "s"]
+    assert space["scales"] == pytest.approx([0.25e-6, 0.25e-6, 1.5e-6, 2.0])
+
+    def left_bright_right_dark() -> bool:
+        pixels = page.panel_pixels()
+        h, w = pixels.shape[:2]
+        left, right = pixels[h // 2, int(w * 0.35)], pixels[h // 2, int(w * 0.65)]
+        return bool(left.max() > 150 and right.max() < 40)
+
+    page.wait_for_pixels(left_bright_right_dark, "channel 0 should light the left half only")
     assert page.problems.all() == []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import ngshow
+from ngshow.state import panel_layout, row_layout
 
 from .conftest import BrowserPage
 
@@ -87,7 +91,30 @@ def test_every_typed_field_changes_the_picture(page: BrowserPage, viewer: ngshow
     client = page.page.evaluate(
         "() => { const l = window.viewer.layerManager.getLayerByName('seg'); return l.visible; }"
     )
-    assert client is False and page.problems.all() == []
+    assert client is False
+
+    # The view fields: what the page itself reports after Python set them.
+    with viewer.txn() as s:
+        s.layout = row_layout("xy", panel_layout("3d", layers=["seg"]))
+        s.projection_orientation = [0.0, 0.0, 0.3826834, 0.9238795]
+        s.projection_scale = 123.0
+        s.cross_section_orientation = [0.0, 0.3826834, 0.0, 0.9238795]
+        s.show_slices = False
+        s.show_axis_lines = True
+        s.layer_panel = "img"
+        s.layers["img"].blend = "additive"
+        s.layers["img"].shader_controls = {"x": 1}
+    page.page.wait_for_function("() => window.viewer.state.toJSON().layout?.type === 'row'")
+    page.settle()
+    seen = page.page.evaluate("() => JSON.parse(JSON.stringify(window.viewer.state.toJSON()))")
+    assert seen["layout"]["children"][1] == {"type": "viewer", "layout": "3d", "layers": ["seg"]}
+    assert seen["projectionOrientation"] == pytest.approx([0, 0, 0.3826834, 0.9238795], abs=1e-6)
+    assert seen["crossSectionOrientation"] == pytest.approx([0, 0.3826834, 0, 0.9238795], abs=1e-6)
+    assert seen["projectionScale"] == pytest.approx(123.0) and seen["showSlices"] is False
+    assert seen["selectedLayer"] == {"visible": True, "layer": "img"}
+    img = next(layer for layer in seen["layers"] if layer["name"] == "img")
+    assert img["blend"] == "additive" and img["opacity"] == 0.25
+    assert page.problems.all() == []
 
 
 def test_view_set_before_a_tab_opens_equals_the_same_view_set_with_one(
@@ -125,3 +152,22 @@ def test_view_set_before_a_tab_opens_equals_the_same_view_set_with_one(
     magenta = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] > 200)
     assert magenta.sum() > 200, "the box is not in view"
     assert page.problems.all() == [] and second_page.problems.all() == []
+
+
+def test_a_precomputed_dataset_opens_framed_in_3d(viewer: ngshow.Viewer, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ngshow import convert
+
+    # 40 voxels: the client's own default zoom (rounded up to 64) would leave the box at 73% of the panel.
+    plan = convert.plan(np.full((20, 40, 40), 200, np.uint8), str(tmp_path / "img"), kind="image",
+                        voxel_size=(8, 8, 8), chunk_size=16)
+    with ThreadPoolExecutor(2) as pool:
+        convert.run(plan, pool, progress=False)
+    viewer.add_precomputed(str(tmp_path / "img"), name="img")
+    with viewer.txn() as s:
+        s.layout = "3d"
+    shot = np.asarray(Image.open(io.BytesIO(viewer.screenshot((400, 400), panels_only=True))).convert("RGB")).astype(int)
+    outline = np.argwhere((shot[..., 0] > 150) & (shot[..., 1] > 150) & (shot[..., 2] < 80))  # the yellow box
+    (top, left), (bottom, right) = outline.min(axis=0), outline.max(axis=0)
+    assert 0 < left < 60 and 340 < right < 399 and 0 < top < 60 and 340 < bottom < 399  # all of it, filling the panel

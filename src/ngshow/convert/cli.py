@@ -77,6 +77,8 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-budget", type=int, default=512, metavar="MiB",
                         help="memory one task may use (default 512)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (stages, tasks, files, bytes, memory per task) and stop")
 
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +130,9 @@ def run_convert(args: argparse.Namespace) -> int:
             sharding=args.sharding,
             mesh_format=args.mesh_format,
         )
+        if args.dry_run:
+            print(p.describe())
+            return 0
         with _executor(args.executor, args.workers) as ex:
             report = run(p, ex, progress=not args.no_progress, workers=args.workers)
     except (NgshowError, OSError, ValueError) as e:  # bad input: one line, no traceback

@@ -107,8 +107,13 @@ def levels_of_detail(
     num_lods: int,
     box: tuple[float, ...] | None = None,
 ) -> list[Lod]:
-    """Up to ``num_lods`` levels, each simplified from LOD 0's mesh within ``2**k`` times LOD 0's
-    bound; levels stop early once simplification no longer removes triangles."""
+    """Up to ``num_lods`` levels within ``2**k`` times LOD 0's bound of the input mesh; levels stop
+    early once simplification no longer removes triangles.
+
+    Each level simplifies the one before (cheaper than starting again from the full mesh) within
+    the half of its bound that the level before has not used: as the level before lies within
+    ``e/2`` of the input, this one lies within ``e/2 + e/2 = e``.
+    """
     from .. import _native
 
     v = np.ascontiguousarray(vertices, dtype=np.float32)
@@ -117,18 +122,21 @@ def levels_of_detail(
     out: list[Lod] = []
     for k in range(num_lods):
         error = base * (1 << k)
-        lv, lf = _native.simplify_mesh(v, f, error, 0.0, box)
+        step = error if k == 0 else error / 2
+        lv, lf = _native.simplify_mesh(v, f, step, 0.0, box)
         if out and len(lf) > MIN_REDUCTION * len(out[-1].faces):
             break
-        out.append(Lod(np.asarray(lv), np.asarray(lf), error))
+        v, f = np.asarray(lv), np.asarray(lf)
+        out.append(Lod(v, f, error))
     return out
 
 
 def zorder(positions: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Z-curve (Morton) codes of ``(n, 3)`` non-negative cell positions, x in the lowest bit."""
-    pos = np.asarray(positions, dtype=np.uint64)
+    pos = np.asarray(positions, dtype=np.uint64).reshape(-1, 3)
     code = np.zeros(len(pos), dtype=np.uint64)
-    for bit in range(21):
+    top = int(pos.max()) if len(pos) else 0
+    for bit in range(min(21, top.bit_length())):
         for axis in range(3):
             code |= ((pos[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
     return code
@@ -237,15 +245,19 @@ def lod_fragments(
     cells = np.floor((centroid - origin) / cell).astype(np.int64)
     if (cells < 0).any():
         raise InvalidRequest("a mesh lies below its grid origin")
-    codes = zorder(cells)
-    order = np.argsort(codes, kind="stable")
-    codes, cells, f = codes[order], cells[order], f[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    ends = list(starts[1:]) + [len(codes)]
+    # Z-order the (few) distinct cells, then group the triangles by their cell's rank.
+    distinct, which = np.unique(cells, axis=0, return_inverse=True)
+    rank_of = np.argsort(np.argsort(zorder(distinct), kind="stable"), kind="stable")
+    ranks = rank_of[which.reshape(-1)]
+    order = np.argsort(ranks, kind="stable")
+    ranks, f = ranks[order], f[order]
+    by_rank = distinct[np.argsort(rank_of, kind="stable")]
+    starts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1]])
+    ends = list(starts[1:]) + [len(ranks)]
     top = (1 << bits) - 1
     out = []
     for a, b in zip(starts, ends):
-        pos = cells[a]
+        pos = by_rank[ranks[a]]
         ff = f[a:b]
         used, inverse = np.unique(ff.reshape(-1), return_inverse=True)
         lo = origin + pos * cell

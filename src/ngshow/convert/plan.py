@@ -1,7 +1,8 @@
 """``plan()``: turn an array and options into a :class:`Plan` — pure, picklable data, no I/O.
 
-A plan is a sequence of :class:`Stage` barriers, each a tuple of frozen task dataclasses
-(:mod:`ngshow.convert.tasks`), plus the documents the driver writes (``info``, ``mesh/info``,
+A plan is a sequence of :class:`Stage` barriers, each a lazy grid of frozen task dataclasses
+(:mod:`ngshow.convert.tasks`, made on demand by :mod:`ngshow.convert.taskgrid`, so planning a
+petabyte takes milliseconds), plus the documents the driver writes (``info``, ``mesh/info``,
 ``provenance``, ``segment_properties/info``).  Nothing here reads or writes the destination: :func:`ngshow.convert.run` does.
 """
 
@@ -19,13 +20,14 @@ import numpy as np
 from ..errors import InvalidRequest
 from ..sources import ArraySource
 from .errors import ConvertError
-from .inputs import check_picklable, region_of
+from .inputs import check_picklable
 from .precomputed import Scale, Triple, scale_key, volume_info
 from .properties import segment_properties_info
 from .sharding import volume_sharding
 from .storage import Store
 from .multires import mesh_info
 from .sharding import ShardingSpec
+from .taskgrid import InputRef, TaskGrid, Tiling
 from .tasks import Downsample, Layout, MeshForge, MeshMerge, MultiresMerge, Task, WriteChunks
 
 __all__ = ["Plan", "Stage", "plan", "mip_steps"]
@@ -40,17 +42,48 @@ MESH_DIR = "mesh"
 SEGMENT_PROPERTIES_DIR = "segment_properties"
 #: Minishards per mesh shard (2**bits): the client fetches one small index per segment.
 MESH_MINISHARD_BITS = 6
+#: About one mesh shard per this many forge blocks (and at least ``min_tasks`` shards, so the
+#: merge, one task per shard, runs in parallel).
+MESH_BLOCKS_PER_SHARD = 16
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A barrier: every task of a stage finishes before the next stage starts."""
+    """A barrier: every task of a stage finishes before the next stage starts.
+
+    ``tasks`` is usually a lazy :class:`~ngshow.convert.taskgrid.TaskGrid`.  ``writes`` are the
+    scales whose chunks (or shards) the stage writes, ``task_memory`` about the bytes one of its
+    tasks holds, ``mesh_shards`` the mesh shard files a sharded mesh merge writes (at most).
+    """
 
     name: str
-    tasks: tuple[Task, ...]
+    tasks: Sequence[Task]
+    writes: tuple[Scale, ...] = ()
+    task_memory: int = 0
+    mesh_shards: int = 0
 
     def __len__(self) -> int:
         return len(self.tasks)
+
+    def files(self) -> int | None:
+        """Chunk or shard files the stage writes (None when it depends on the data: meshes)."""
+        if self.writes:
+            return sum(_scale_files(s) for s in self.writes)
+        return self.mesh_shards or None
+
+    def raw_bytes(self) -> int:
+        """Uncompressed bytes of the voxels the stage writes (0 for meshes)."""
+        if not self.writes:
+            return 0
+        layout = getattr(self.tasks[0], "layout", None) if len(self.tasks) else None
+        voxel = np.dtype(layout.dtype).itemsize * layout.channels if layout is not None else 1
+        return sum(math.prod(s.size) * voxel for s in self.writes)
+
+
+def _scale_files(scale: Scale) -> int:
+    """Files of one scale: its shards, or its chunks."""
+    shape = scale.shard_shape
+    return math.prod(-(-n // c) for n, c in zip(scale.size, shape))
 
 
 @dataclass(frozen=True)
@@ -79,8 +112,28 @@ class Plan:
         return sum(len(s) for s in self.stages)
 
     def describe(self) -> str:
-        """One line per stage: name and task count."""
-        return "\n".join(f"{s.name}: {len(s)} tasks" for s in self.stages)
+        """One line per stage: tasks, files, uncompressed bytes and memory per task (a dry run)."""
+        lines = []
+        for s in self.stages:
+            files = s.files()
+            parts = [f"{len(s)} tasks"]
+            parts.append(f"{files} files" if files is not None else "files: per object")
+            if s.raw_bytes():
+                parts.append(f"{_size(s.raw_bytes())} uncompressed")
+            if s.task_memory:
+                parts.append(f"{_size(s.task_memory)} per task")
+            lines.append(f"{s.name}: " + ", ".join(parts))
+        sharded = [sc["key"] for sc in self.info["scales"] if "sharding" in sc]
+        lines.append(f"sharded scales: {', '.join(sharded) if sharded else 'none'}")
+        return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
 
 
 def _triple_int(values: Sequence[float] | int, what: str) -> Triple:
@@ -129,15 +182,14 @@ def mip_steps(
     return steps
 
 
-def _tile(size: Sequence[int], block: Sequence[int]) -> list[tuple[Triple, Triple]]:
-    """Blocks ``(lo, hi)`` tiling ``size``, x fastest."""
-    out: list[tuple[Triple, Triple]] = []
-    for z in range(0, size[2], block[2]):
-        for y in range(0, size[1], block[1]):
-            for x in range(0, size[0], block[0]):
-                hi = (min(x + block[0], size[0]), min(y + block[1], size[1]), min(z + block[2], size[2]))
-                out.append(((x, y, z), hi))
-    return out
+def _count(size: Sequence[int], block: Sequence[int]) -> int:
+    """How many blocks tile ``size``."""
+    return math.prod(-(-n // b) for n, b in zip(size, block))
+
+
+def _held(block: Sequence[int], size: Sequence[int], voxel_bytes: int, copies: int) -> int:
+    """Bytes a task holds for ``copies`` of a block (clipped to the volume)."""
+    return math.prod(min(b, n) for b, n in zip(block, size)) * voxel_bytes * copies
 
 
 def _grow_block(
@@ -189,12 +241,14 @@ def _shard_scales(
     sharding: Literal["auto", "on", "off"] | bool,
     voxel_bytes: int,
     memory_budget: int,
+    min_tasks: int = MIN_TASKS,
 ) -> list[Scale]:
     """``scales`` with a sharding specification on those that ``sharding`` asks for.
 
     Scale 0's shards are sized so a task holds its block about three times over (input, its
     encoded chunks, the fused mips); a downsampled scale's so a task holds the 8x larger
-    block of the scale above twice.
+    block of the scale above twice; and no larger than leaves ``min_tasks`` shards to write
+    in parallel, where the scale has that many chunks.
     """
     if sharding is True:
         sharding = "on"
@@ -210,8 +264,8 @@ def _shard_scales(
             continue
         chunk_bytes = math.prod(s.chunk_size) * voxel_bytes
         held = 3 * chunk_bytes if i == 0 else 2 * 8 * chunk_bytes
-        per_shard = memory_budget // held
-        if per_shard < 1:
+        per_shard = min(memory_budget // held, max(1, chunks // min_tasks))
+        if memory_budget < held:
             raise InvalidRequest(
                 f"memory_budget of {memory_budget} bytes is too small for sharded scale {s.key}: "
                 f"one task must hold at least {held} bytes (chunks of {chunk_bytes} bytes)"
@@ -413,7 +467,7 @@ def plan(
         )
 
     voxel_bytes = dtype.itemsize * channels
-    scales = _shard_scales(scales, sharding, voxel_bytes, memory_budget)
+    scales = _shard_scales(scales, sharding, voxel_bytes, memory_budget, min_tasks)
     dest_url = Store(dest).url
     layout = Layout(Store(dest_url), kind, dtype.str, channels)
     stages: list[Stage] = []
@@ -427,22 +481,20 @@ def plan(
     while fuse and fused < len(steps):
         trial = _unit(scales, steps, 0, fused + 1, itself=True)
         held = math.prod(min(b, n) for b, n in zip(trial, size)) * voxel_bytes * 3
-        if held > memory_budget or len(_tile(size, trial)) < 2 * min_tasks:
+        if held > memory_budget or _count(size, trial) < 2 * min_tasks:
             break
         fused, unit = fused + 1, trial
     block = _grow_block(unit, size, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
-    lead = 4 - len(data.shape)
     targets = tuple(scales[1 : 1 + fused])
     group = tuple(steps[:fused])
-    tasks: list[Task] = []
-    for lo, hi in _tile(size, block):
-        box = [slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0])]
-        if src.rank == 4:
-            box.insert(0, slice(0, channels))
-        data_box = tuple(box[len(box) - len(data.shape) :])
-        region = region_of(data, data_box, lead=lead, dtype=dtype)
-        tasks.append(WriteChunks(layout, scales[0], lo, hi, region, targets, group))
-    stages.append(Stage(", ".join(f"chunks {s.key}" for s in scales[: 1 + fused]), tuple(tasks)))
+    source_ref = InputRef(data, 4 - len(data.shape), dtype.str, channels)
+    proto = WriteChunks(layout, scales[0], (0, 0, 0), block, None, targets, group)  # type: ignore[arg-type]
+    stages.append(Stage(
+        ", ".join(f"chunks {s.key}" for s in scales[: 1 + fused]),
+        TaskGrid(proto, Tiling(size, block), source=source_ref),
+        writes=tuple(scales[: 1 + fused]),
+        task_memory=_held(block, size, voxel_bytes, 3),
+    ))
 
     # (b) pyramid: groups of mips, each task reading one block of the group's first scale.
     i = fused
@@ -450,20 +502,19 @@ def plan(
         k_best = 1
         for k in range(1, len(steps) - i + 1):
             blk = _unit(scales, steps, i, k, itself=False)
-            held = math.prod(min(b, n) for b, n in zip(blk, scales[i].size)) * voxel_bytes * 2
-            n_tasks = len(_tile(scales[i].size, blk))
-            if held > memory_budget or (k > 1 and n_tasks < min_tasks // 2):
+            held = _held(blk, scales[i].size, voxel_bytes, 2)
+            if held > memory_budget or (k > 1 and _count(scales[i].size, blk) < min_tasks // 2):
                 break
             k_best = k
         blk = _unit(scales, steps, i, k_best, itself=False)
         targets = tuple(scales[i + 1 : i + 1 + k_best])
         group = tuple(steps[i : i + k_best])
-        ds_tasks = tuple(
-            Downsample(layout, scales[i], targets, group, lo, hi)
-            for lo, hi in _tile(scales[i].size, blk)
-        )
+        proto_ds = Downsample(layout, scales[i], targets, group, (0, 0, 0), blk)
         names = ", ".join(t.key for t in targets)
-        stages.append(Stage(f"downsample {names}", ds_tasks))
+        stages.append(Stage(
+            f"downsample {names}", TaskGrid(proto_ds, Tiling(scales[i].size, blk)),
+            writes=targets, task_memory=_held(blk, scales[i].size, voxel_bytes, 2),
+        ))
         i += k_best
 
     mesh_name: str | None = None
@@ -477,26 +528,31 @@ def plan(
         smooth = DEFAULT_SMOOTHING if mesh_smoothing is None else int(mesh_smoothing)
         margin = smooth + 2 if smooth > 0 else 0
         # The mesher holds labels, a padded copy and the meshes: budget ~16 bytes per voxel.
-        mblock = _grow_block(chunk, ms.size, max(16, 2 * voxel_bytes), memory_budget, min_tasks)
-        forge = tuple(
-            MeshForge(layout, ms, lo, hi, MESH_DIR, margin, smooth, mesh_format != "legacy")
-            for lo, hi in _tile(ms.size, mblock)
+        per_voxel = max(16, 2 * voxel_bytes)
+        mblock = _grow_block(chunk, ms.size, per_voxel, memory_budget, min_tasks)
+        forge = TaskGrid(
+            MeshForge(layout, ms, (0, 0, 0), mblock, MESH_DIR, margin, smooth, mesh_format != "legacy"),
+            Tiling(ms.size, mblock),
         )
-        stages.append(Stage(f"mesh forge {ms.key}", forge))
+        stages.append(Stage(
+            f"mesh forge {ms.key}", forge,
+            task_memory=math.prod(min(b + 2 * margin + 1, n) for b, n in zip(mblock, ms.size)) * per_voxel,
+        ))
+        merge: TaskGrid
         if mesh_format == "legacy":
             parts = max(1, min(len(forge), 64))
-            merge: tuple[Task, ...] = tuple(MeshMerge(layout, MESH_DIR, p, parts) for p in range(parts))
+            merge = TaskGrid(MeshMerge(layout, MESH_DIR, 0, parts), parts=parts)
         else:
             mesh_sharding = None
             if scales[0].sharding is not None:
                 mesh_sharding = ShardingSpec(
                     preshift_bits=0, hash="murmurhash3_x86_128", minishard_bits=MESH_MINISHARD_BITS,
-                    shard_bits=max(0, (len(forge) - 1).bit_length()),
+                    shard_bits=(max(min_tasks, len(forge) // MESH_BLOCKS_PER_SHARD) - 1).bit_length(),
                     minishard_index_encoding="gzip", data_encoding="gzip",
                 )
                 parts = mesh_sharding.num_shards
             else:
-                parts = max(1, min(len(forge), 64))
+                parts = max(1, min(max(len(forge), min_tasks), 64))
             mesh_doc = mesh_info(
                 vertex_quantization_bits=mesh_quantization_bits,
                 sharding=None if mesh_sharding is None else mesh_sharding.to_json(),
@@ -505,14 +561,14 @@ def plan(
             origin = tuple(float(o * r) for o, r in zip(ms.voxel_offset, res))
             vbox = (*origin, *(float((o + n) * r) for o, n, r in zip(ms.voxel_offset, ms.size, res)))
             cell = tuple(float(c * r) for c, r in zip(ms.chunk_size, res))
-            merge = tuple(
+            merge = TaskGrid(
                 MultiresMerge(
-                    layout, MESH_DIR, p, parts, res, origin, cell,  # type: ignore[arg-type]
+                    layout, MESH_DIR, 0, parts, res, origin, cell,  # type: ignore[arg-type]
                     mesh_quantization_bits, vbox, mesh_sharding,
-                )
-                for p in range(parts)
+                ),
+                parts=parts,
             )
-        stages.append(Stage("mesh merge", merge))
+        stages.append(Stage("mesh merge", merge, mesh_shards=parts if mesh_doc and "sharding" in mesh_doc else 0))
 
     info = volume_info(
         kind=kind, data_type=dtype.name, num_channels=channels, scales=scales, mesh=mesh_name,

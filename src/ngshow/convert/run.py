@@ -21,7 +21,7 @@ from .executors import CleanProcessPool
 from .inputs import Region, Spill
 from .plan import SEGMENT_PROPERTIES_DIR, Plan, Stage
 from .storage import Store
-from .tasks import Task, TaskResult, execute
+from .tasks import Task, TaskResult, execute, piece_folder
 
 __all__ = ["RunReport", "StageReport", "run", "default_executor"]
 
@@ -221,4 +221,7 @@ def run(
         if spiller is not None:
             spiller.close()
     store.clear_temporary()
+    if plan.mesh_dir is not None:
+        # The multi-resolution merge has read every forge piece: they are scratch now.
+        store.remove_folder(piece_folder(plan.mesh_dir))
     return report

@@ -259,6 +259,17 @@ class Store:
                 out[posixpath.basename(e["name"].rstrip("/"))] = int(e.get("size") or 0)
         return out
 
+    def remove_folder(self, prefix: str) -> None:
+        """Delete everything under the folder ``prefix`` (nothing if it does not exist)."""
+        fs = self._open()
+        if self._local:
+            shutil.rmtree(self.path(prefix), ignore_errors=True)
+            return
+        try:
+            fs.rm(self.path(prefix), recursive=True)
+        except FileNotFoundError:
+            pass
+
     def clear_temporary(self) -> None:
         """Remove temporary files a killed run left behind (driver only, before tasks start)."""
         self._open()

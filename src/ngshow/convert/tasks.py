@@ -325,37 +325,6 @@ def _read_piece(data: bytes) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]
     return v, f
 
 
-def _crop_mesh(
-    vertices: np.ndarray[Any, Any],
-    faces: np.ndarray[Any, Any],
-    lo: np.ndarray[Any, Any],
-    hi: np.ndarray[Any, Any],
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Keep the triangles whose centroid lies in ``[lo, hi)``; drop free vertices.
-
-    The centroid (float64 mean of float32 corners) lies between its corners' extremes, so a
-    triangle with every corner inside is kept, and one with every corner past the same face of
-    the box is dropped, without computing it; only the others (straddling a face) need it.
-    """
-    # One bit per face of the box a vertex lies past (Cohen-Sutherland outcodes).
-    code = np.zeros(len(vertices), dtype=np.uint8)
-    for axis in range(3):
-        code |= (vertices[:, axis] < lo[axis]).view(np.uint8) << np.uint8(axis)
-        code |= (vertices[:, axis] >= hi[axis]).view(np.uint8) << np.uint8(axis + 3)
-    a, b, c = code[faces[:, 0]], code[faces[:, 1]], code[faces[:, 2]]
-    keep = (a | b | c) == 0
-    edge = np.flatnonzero(~keep & ((a & b & c) == 0))
-    if len(edge):
-        centroid = vertices[faces[edge]].astype(np.float64).mean(axis=1)
-        keep[edge] = np.all((centroid >= lo) & (centroid < hi), axis=1)
-    if not keep.all():
-        faces = faces[keep]
-    used = np.zeros(len(vertices), dtype=bool)
-    used[faces] = True
-    remap = np.cumsum(used, dtype=np.uint32) - np.uint32(1)
-    return vertices[used], remap[faces]
-
-
 @dataclass(frozen=True)
 class MeshForge:
     """Stage (c): mesh every label of block ``[lo, hi)`` (x, y, z) at ``scale``; write fragments.
@@ -387,7 +356,7 @@ class MeshForge:
         return piece_folder(self.mesh_dir) if self.multires else self.mesh_dir
 
     def run(self) -> TaskResult:
-        from ..mesh import mesh_all
+        from ..mesh import crop_mesh, mesh_all
 
         store = self.layout.store
         if store.exists(self.marker):
@@ -411,7 +380,7 @@ class MeshForge:
             if len(m.faces) == 0:
                 continue
             vertices = np.asarray(m.vertices, dtype=np.float32)
-            v, f = _crop_mesh(vertices, np.asarray(m.faces), own_lo * res, own_hi * res)
+            v, f = crop_mesh(vertices, np.asarray(m.faces), own_lo * res, own_hi * res)
             if len(f) == 0:
                 continue
             data = (
