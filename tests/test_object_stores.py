@@ -238,7 +238,7 @@ def test_a_killed_run_on_s3_resumes_to_identical_output(endpoints: Endpoints, tm
 
     def convert(out: str, delay: float) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, str(script), out, str(delay)], env=env, start_new_session=True,
+            [sys.executable, str(script), out, str(delay), "off"], env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
 

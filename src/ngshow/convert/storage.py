@@ -55,6 +55,8 @@ def is_transient(error: BaseException) -> bool:
         return False
     if isinstance(error, (TypeError, ValueError, AttributeError, KeyError, NotImplementedError, AssertionError, Warning)):
         return False
+    if "Credential" in type(error).__name__:  # botocore's NoCredentialsError, PartialCredentialsError
+        return False
     for name in ("code", "status", "status_code"):
         status = getattr(error, name, None)
         if isinstance(status, int) and 400 <= status < 500:
