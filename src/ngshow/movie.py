@@ -267,9 +267,8 @@ def main(argv: Sequence[str]) -> int:
         _check_video_size(size)
         opened = [open_array(spec) for spec in args.files]
         viewer = ngshow.Viewer()
-        for item in opened:
-            viewer.add(item.data, name=item.name, kind=item.kind,
-                       voxel_size=args.voxel_size or item.voxel_size or (1.0, 1.0, 1.0))
+        for item in opened:  # as the viewer command does: the file's axes, sizes, shader and labels
+            viewer.add(item, voxel_size=args.voxel_size)
         count = record(viewer, frames, args.output, fps=fps, size=size, progress=not args.no_progress)
     except (NgshowError, OSError, TimeoutError) as e:
         print(f"ngshow movie: error: {e}", file=sys.stderr)
