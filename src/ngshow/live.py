@@ -351,7 +351,7 @@ class LiveDataset:
             cached = getattr(self, "_attributes", None)
             if cached is not None:
                 return list(cached)
-        sample = _first_skeleton(self.skeletons, self._lookup_skeleton)
+        sample = _first_skeleton(self.skeletons)
         attributes = []
         if sample is not None:
             n = len(np.asarray(sample.vertices))
@@ -372,7 +372,7 @@ class LiveDataset:
         }
 
 
-def _first_skeleton(skeletons: SkeletonSource | None, lookup: Callable[[int], Skeleton | None]) -> Skeleton | None:
+def _first_skeleton(skeletons: SkeletonSource | None) -> Skeleton | None:
     """A skeleton that shows which vertex attributes every skeleton has: a mapping's first one, or a
     callback's ``example`` attribute (a callback names no ids up front)."""
     if isinstance(skeletons, Mapping):
