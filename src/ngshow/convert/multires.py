@@ -82,12 +82,27 @@ def weld(
     bases = np.cumsum([0] + [len(v) for v, _ in pieces[:-1]])
     faces = np.concatenate([f.astype(np.int64) + b for (_, f), b in zip(pieces, bases)])
     keys = np.round(vertices.astype(np.float64) / quantum).astype(np.int64)
-    uniq, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(_row_keys(keys), return_index=True, return_inverse=True)
     welded = vertices[first]
     faces = inverse.reshape(-1)[faces]
     # Drop triangles that welding made degenerate.
     ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
     return np.ascontiguousarray(welded), np.ascontiguousarray(faces[ok], dtype=np.uint32)
+
+
+def _row_keys(rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """One int64 per row of an ``(n, 3)`` int64 array that sorts as the rows do
+    (lexicographically), so that a 1-D sort replaces ``np.unique(..., axis=0)``'s slow
+    row sort; the rows themselves (as a structured view) when their span is too wide."""
+    if len(rows) == 0:
+        return np.zeros(0, np.int64)
+    lo = rows.min(axis=0)
+    span = rows.max(axis=0) - lo + 1
+    if float(span[0]) * float(span[1]) * float(span[2]) >= 2.0**62:
+        return np.ascontiguousarray(rows).view([("x", "<i8"), ("y", "<i8"), ("z", "<i8")]).reshape(-1)
+    r = rows - lo
+    keys: np.ndarray[Any, Any] = (r[:, 0] * span[1] + r[:, 1]) * span[2] + r[:, 2]
+    return keys
 
 
 @dataclass(frozen=True)
@@ -245,21 +260,26 @@ def lod_fragments(
     cells = np.floor((centroid - origin) / cell).astype(np.int64)
     if (cells < 0).any():
         raise InvalidRequest("a mesh lies below its grid origin")
-    # Z-order the (few) distinct cells, then group the triangles by their cell's rank.
-    distinct, which = np.unique(cells, axis=0, return_inverse=True)
-    rank_of = np.argsort(np.argsort(zorder(distinct), kind="stable"), kind="stable")
-    ranks = rank_of[which.reshape(-1)]
-    order = np.argsort(ranks, kind="stable")
-    ranks, f = ranks[order], f[order]
-    by_rank = distinct[np.argsort(rank_of, kind="stable")]
-    starts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1]])
-    ends = list(starts[1:]) + [len(ranks)]
+    # Group the triangles by their cell's Z-order code (cells in Z-order, triangles in their
+    # order within a cell).
+    codes = zorder(cells)
+    order = np.argsort(codes, kind="stable")
+    codes, f, cells = codes[order], f[order], cells[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], len(codes)]
+    # Each fragment's vertices (sorted) and its faces' indices into them, from one sort of
+    # (fragment, vertex) keys for the whole level.
+    fragment = np.repeat(np.arange(len(starts), dtype=np.int64), ends - starts)
+    corner_keys = (fragment[:, None] * len(v64) + f.astype(np.int64)).reshape(-1)
+    keys, inverse = np.unique(corner_keys, return_inverse=True)
+    key_starts = np.searchsorted(keys, np.arange(len(starts) + 1, dtype=np.int64) * len(v64))
+    vertex_of = keys % len(v64)
+    local = inverse.reshape(-1, 3) - key_starts[fragment][:, None]
     top = (1 << bits) - 1
     out = []
-    for a, b in zip(starts, ends):
-        pos = by_rank[ranks[a]]
-        ff = f[a:b]
-        used, inverse = np.unique(ff.reshape(-1), return_inverse=True)
+    for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
+        pos = cells[a]
+        used = vertex_of[key_starts[i]:key_starts[i + 1]]
         lo = origin + pos * cell
         q = (v64[used] - lo) / cell * top
         if lod > 0:
@@ -268,7 +288,7 @@ def lod_fragments(
             q[np.abs(q - top / 2) < 1e-3] = partition_point(bits)
         q = np.rint(q).clip(0, top).astype(np.float32)
         data = DracoPy.encode(
-            q, inverse.reshape(-1, 3).astype(np.uint32), quantization_bits=bits,
+            q, local[a:b].astype(np.uint32), quantization_bits=bits,
             quantization_range=top, quantization_origin=[0.0, 0.0, 0.0], compression_level=5,
         )
         out.append(((int(pos[0]), int(pos[1]), int(pos[2])), bytes(data)))

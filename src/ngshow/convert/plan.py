@@ -530,29 +530,32 @@ def plan(
         # The mesher holds labels, a padded copy and the meshes: budget ~16 bytes per voxel.
         per_voxel = max(16, 2 * voxel_bytes)
         mblock = _grow_block(chunk, ms.size, per_voxel, memory_budget, min_tasks)
+        tiling = Tiling(ms.size, mblock)
+        multires = mesh_format != "legacy"
+        mesh_sharding = None
+        if not multires:
+            parts = max(1, min(len(tiling), 64))
+        elif scales[0].sharding is not None:
+            mesh_sharding = ShardingSpec(
+                preshift_bits=0, hash="murmurhash3_x86_128", minishard_bits=MESH_MINISHARD_BITS,
+                shard_bits=(max(min_tasks, len(tiling) // MESH_BLOCKS_PER_SHARD) - 1).bit_length(),
+                minishard_index_encoding="gzip", data_encoding="gzip",
+            )
+            parts = mesh_sharding.num_shards
+        else:
+            parts = max(1, min(max(len(tiling), min_tasks), 64))
         forge = TaskGrid(
-            MeshForge(layout, ms, (0, 0, 0), mblock, MESH_DIR, margin, smooth, mesh_format != "legacy"),
-            Tiling(ms.size, mblock),
+            MeshForge(layout, ms, (0, 0, 0), mblock, MESH_DIR, margin, smooth, multires, parts, mesh_sharding),
+            tiling,
         )
         stages.append(Stage(
             f"mesh forge {ms.key}", forge,
             task_memory=math.prod(min(b + 2 * margin + 1, n) for b, n in zip(mblock, ms.size)) * per_voxel,
         ))
         merge: TaskGrid
-        if mesh_format == "legacy":
-            parts = max(1, min(len(forge), 64))
+        if not multires:
             merge = TaskGrid(MeshMerge(layout, MESH_DIR, 0, parts), parts=parts)
         else:
-            mesh_sharding = None
-            if scales[0].sharding is not None:
-                mesh_sharding = ShardingSpec(
-                    preshift_bits=0, hash="murmurhash3_x86_128", minishard_bits=MESH_MINISHARD_BITS,
-                    shard_bits=(max(min_tasks, len(forge) // MESH_BLOCKS_PER_SHARD) - 1).bit_length(),
-                    minishard_index_encoding="gzip", data_encoding="gzip",
-                )
-                parts = mesh_sharding.num_shards
-            else:
-                parts = max(1, min(max(len(forge), min_tasks), 64))
             mesh_doc = mesh_info(
                 vertex_quantization_bits=mesh_quantization_bits,
                 sharding=None if mesh_sharding is None else mesh_sharding.to_json(),

@@ -230,7 +230,8 @@ def _encode_cseg(chunk: np.ndarray[Any, Any], block: Sequence[int]) -> bytes:
     # ngshow's own encoder (native/cseg.cpp, the one the viewer serves with) takes the C-ordered
     # (c, z, y, x) chunk as it is; it is about 2.5x faster than PyPI compressed_segmentation's.
     labels = np.ascontiguousarray(chunk, dtype=chunk.dtype.newbyteorder("="))
-    return bytes(_native.encode_compressed_segmentation(labels, [int(b) for b in block]))
+    bx, by, bz = (int(b) for b in block)
+    return bytes(_native.encode_compressed_segmentation(labels, (bx, by, bz)))
 
 
 def _decode_cseg(

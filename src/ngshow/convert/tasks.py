@@ -308,6 +308,14 @@ def piece_folder(mesh_dir: str) -> str:
     return f"{WORK_PREFIX}/pieces/{mesh_dir}"
 
 
+def mesh_part(label: int, parts: int, sharding: ShardingSpec | None) -> int:
+    """The mesh merge task (unsharded: ``label % parts``; sharded: the label's shard) that
+    builds ``label``'s multi-resolution mesh."""
+    if sharding is None:
+        return label % parts
+    return sharding.shard_and_minishard(label)[0]
+
+
 def _pieces_by_label(store: Store, folder: str, keep: Any) -> dict[int, list[str]]:
     """Piece names per label (sorted), for the labels ``keep(label)`` accepts."""
     out: dict[int, list[str]] = defaultdict(list)
@@ -343,17 +351,22 @@ class MeshForge:
     mesh_dir: str
     margin: int
     smooth: int
-    #: Write the pieces to the work area for :class:`MultiresMerge` (not legacy fragments).
+    #: Write the pieces to the work area for :class:`MultiresMerge` (not legacy fragments),
+    #: in one folder per merge task (:func:`mesh_part` of ``parts`` and ``sharding``).
     multires: bool = False
+    parts: int = 1
+    sharding: ShardingSpec | None = None
 
     @property
     def marker(self) -> str:
         return f"{WORK_PREFIX}/done/{self.mesh_dir}/forge/{_bbox_name(self.lo, self.hi)}"
 
-    @property
-    def folder(self) -> str:
-        """Where the fragments go: the mesh directory, or the multires pieces' work folder."""
-        return piece_folder(self.mesh_dir) if self.multires else self.mesh_dir
+    def folder(self, label: int) -> str:
+        """Where ``label``'s fragment goes: the mesh directory, or its merge task's folder of
+        multires pieces."""
+        if not self.multires:
+            return self.mesh_dir
+        return f"{piece_folder(self.mesh_dir)}/{mesh_part(label, self.parts, self.sharding)}"
 
     def run(self) -> TaskResult:
         from ..mesh import crop_mesh, mesh_all
@@ -388,7 +401,7 @@ class MeshForge:
                 + np.ascontiguousarray(v, dtype="<f4").tobytes()
                 + np.ascontiguousarray(f, dtype="<u4").tobytes()
             )
-            if store.put_if_absent(f"{self.folder}/{label}:0:{name}", data):
+            if store.put_if_absent(f"{self.folder(label)}/{label}:0:{name}", data):
                 written += 1
                 bytes_out += len(data)
             else:
@@ -458,10 +471,6 @@ class MultiresMerge:
     def marker(self) -> str:
         return f"{WORK_PREFIX}/done/{self.mesh_dir}/multires/{self.part}-of-{self.parts}"
 
-    def _mine(self, label: int) -> bool:
-        if self.sharding is None:
-            return label % self.parts == self.part
-        return self.sharding.shard_and_minishard(label)[0] == self.part
 
     def run(self) -> TaskResult:
         from .multires import encode_object, weld
@@ -469,11 +478,11 @@ class MultiresMerge:
         store = self.layout.store
         if store.exists(self.marker):
             return TaskResult(skipped_task=True)
-        folder = piece_folder(self.mesh_dir)
+        folder = f"{piece_folder(self.mesh_dir)}/{self.part}"
         written = skipped = bytes_in = bytes_out = 0
         manifests: dict[int, bytes] = {}
         fragments: dict[int, bytes] = {}
-        for label, names in _pieces_by_label(store, folder, self._mine).items():
+        for label, names in _pieces_by_label(store, folder, lambda _label: True).items():
             if self.sharding is None and store.exists(f"{self.mesh_dir}/{label}.index"):
                 skipped += 1
                 continue
