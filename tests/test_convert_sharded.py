@@ -173,5 +173,6 @@ def test_sharded_dataset_on_an_fsspec_store_is_the_same(tmp_path: Path) -> None:
     local = tree(tmp_path / "seg")
     assert {n for n in names if not n.startswith(".ngshow")} == {n for n in local if not n.startswith(".ngshow")}
     assert any(n.endswith(".shard") for n in names)
-    assert all(fs.cat_file(f"/ngshow-sharded/seg/{n}") == local[n] for n in local if not n.startswith(".ngshow"))
+    bad = [n for n in local if not n.startswith(".ngshow") and fs.cat_file(f"/ngshow-sharded/seg/{n}") != local[n]]
+    assert not bad, bad
     assert validate("memory://ngshow-sharded/seg", full=True) == []

@@ -189,52 +189,70 @@ def _split_axis(
             break
         f, x, plane, p = f[cross], x[cross], plane[cross], p[cross]
         side = np.sign(x - p[:, None]).astype(np.int8)
-        new_vertices: list[np.ndarray[Any, Any]] = []
-        next_id = len(v)
-
-        def cut(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], k: np.ndarray[Any, Any], pk: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-            nonlocal next_id
-            ids = np.empty(len(a), dtype=np.int64)
-            for i, (va, vb, kk) in enumerate(zip(a.tolist(), b.tolist(), k.tolist())):
-                key = (va, vb, kk) if va < vb else (vb, va, kk)
-                got = made.get(key)
-                if got is None:
-                    got = made[key] = next_id
-                    next_id += 1
-                    pa, pb = v[key[0]], v[key[1]]
-                    t = (pk[i] - pa[axis]) / (pb[axis] - pa[axis])
-                    q = pa + t * (pb - pa)
-                    q[axis] = pk[i]
-                    new_vertices.append(q)
-                ids[i] = got
-            return ids
-
-        out = []
         zero = side == 0
         # One corner on the plane: rotate it first, cut the opposite edge, two triangles.
         one = zero.any(axis=1)
-        if one.any():
-            r = np.argmax(zero[one], axis=1)
-            tri = np.take_along_axis(f[one], (r[:, None] + np.arange(3)) % 3, axis=1)
-            m = cut(tri[:, 1], tri[:, 2], plane[one], p[one])
-            out += [np.stack([tri[:, 0], tri[:, 1], m], 1), np.stack([tri[:, 0], m, tri[:, 2]], 1)]
+        r = np.argmax(zero[one], axis=1)
+        t1 = np.take_along_axis(f[one], (r[:, None] + np.arange(3)) % 3, axis=1)
         # No corner on it: rotate the lone corner first, cut its two edges, three triangles.
-        two = ~one
-        if two.any():
-            s = side[two]
-            lone = np.where(s[:, 0] == s[:, 1], 2, np.where(s[:, 0] == s[:, 2], 1, 0))
-            tri = np.take_along_axis(f[two], (lone[:, None] + np.arange(3)) % 3, axis=1)
-            ab = cut(tri[:, 0], tri[:, 1], plane[two], p[two])
-            ac = cut(tri[:, 0], tri[:, 2], plane[two], p[two])
-            out += [
-                np.stack([tri[:, 0], ab, ac], 1),
-                np.stack([ab, tri[:, 1], tri[:, 2]], 1),
-                np.stack([ab, tri[:, 2], ac], 1),
-            ]
-        if new_vertices:
-            v = np.concatenate([v, np.asarray(new_vertices)])
-        f = np.concatenate(out)
+        s = side[~one]
+        lone = np.where(s[:, 0] == s[:, 1], 2, np.where(s[:, 0] == s[:, 2], 1, 0))
+        t2 = np.take_along_axis(f[~one], (lone[:, None] + np.arange(3)) % 3, axis=1)
+        ids, new_vertices = _cut_edges(
+            v,
+            np.concatenate([t1[:, 1], t2[:, 0], t2[:, 0]]),
+            np.concatenate([t1[:, 2], t2[:, 1], t2[:, 2]]),
+            np.concatenate([plane[one], plane[~one], plane[~one]]),
+            np.concatenate([p[one], p[~one], p[~one]]),
+            axis, made,
+        )
+        n1, n2 = len(t1), len(t2)
+        m, ab, ac = ids[:n1], ids[n1:n1 + n2], ids[n1 + n2:]
+        v = np.concatenate([v, new_vertices])
+        f = np.concatenate([
+            np.stack([t1[:, 0], t1[:, 1], m], 1), np.stack([t1[:, 0], m, t1[:, 2]], 1),
+            np.stack([t2[:, 0], ab, ac], 1), np.stack([ab, t2[:, 1], t2[:, 2]], 1),
+            np.stack([ab, t2[:, 2], ac], 1),
+        ])
     return v, np.concatenate(pieces) if pieces else f
+
+
+def _cut_edges(
+    v: np.ndarray[Any, Any],
+    a: np.ndarray[Any, Any],
+    b: np.ndarray[Any, Any],
+    plane: np.ndarray[Any, Any],
+    at: np.ndarray[Any, Any],
+    axis: int,
+    made: dict[tuple[int, int, int], int],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The vertex where each edge ``a-b`` meets its plane (index ``plane``, coordinate ``at``):
+    ``(ids, new vertices)``.  An edge cut before (``made``, also across calls) keeps its vertex;
+    new ones are numbered from ``len(v)`` in order of first appearance and interpolated from the
+    edge's lower-numbered end, so both triangles of an edge get the same vertex."""
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    _, first, inverse = np.unique(
+        _row_keys(np.stack([low, high, plane], 1)), return_index=True, return_inverse=True
+    )
+    ids = np.empty(len(first), dtype=np.int64)
+    fresh: list[int] = []
+    next_id = len(v)
+    lows, highs, planes = low.tolist(), high.tolist(), plane.tolist()
+    for j in np.argsort(first, kind="stable").tolist():
+        i = int(first[j])
+        key = (lows[i], highs[i], planes[i])
+        got = made.get(key)
+        if got is None:
+            got = made[key] = next_id
+            next_id += 1
+            fresh.append(i)
+        ids[j] = got
+    new = np.asarray(fresh, dtype=np.int64)
+    pa, pb = v[low[new]], v[high[new]]
+    t = (at[new] - pa[:, axis]) / (pb[:, axis] - pa[:, axis])
+    q = pa + t[:, None] * (pb - pa)
+    q[:, axis] = at[new]
+    return ids[inverse.reshape(-1)], q
 
 
 def lod_fragments(
