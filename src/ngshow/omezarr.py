@@ -191,13 +191,13 @@ def read_image(group: Any, name: str, level: str | None = None) -> OmeImage:
         try:
             coarse = group[path]
         except KeyError:
-            logger.warning("%s: level %r is missing; coarser levels are computed on the fly", name, path)
+            logger.warning("%s: level %r is missing; coarser levels are computed by downsampling", name, path)
             break
         scale, translate = placed(dataset)
         why = None if len(coarse.shape) == rank else "its rank differs"
         why = why or _fits(coarse, base, scale0, translate0, scale, translate, kinds)
         if why is not None:
-            logger.warning("%s: not using level %r (%s); coarser levels are computed on the fly", name, path, why)
+            logger.warning("%s: not using level %r (%s); coarser levels are computed by downsampling", name, path, why)
             break
         levels.append(coarse)
         level_paths.append(path)

@@ -83,6 +83,9 @@ class Opened:
     keep_open: Any = None  # a file handle that must outlive the arrays
     source: str = ""
     segment_colors: dict[int, str] = field(default_factory=dict)  # label value -> "#rrggbb"
+    #: Per-segment properties the file gives (OME-Zarr ``image-label`` ``properties``), in the
+    #: column form ``viewer.add(segment_properties=)`` and convert take; empty when it gives none.
+    segment_properties: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def data(self) -> Any:
@@ -160,7 +163,7 @@ class Opened:
 
     def volume(self, *, channels: bool = True) -> tuple[Any, CoordinateSpace]:
         """A lazy ``(z, y, x)`` view of level 0 (``(c, z, y, x)`` with a channel axis of several
-        entries and ``channels``), and its space: what the mesher and convert take.
+        entries and ``channels``), and its space: what the mesher takes.
 
         Singleton time and channel axes are dropped; spatial axes named x, y, z are put in z, y, x order.
 
@@ -169,6 +172,12 @@ class Opened:
         InvalidArray
             For arrays with a time axis of several points, or not 2 or 3 spatial axes.
         """
+        views, space = self.volume_levels(channels=channels)
+        return views[0], space
+
+    def volume_levels(self, *, channels: bool = True) -> tuple[list[Any], CoordinateSpace]:
+        """:meth:`volume` of every level, finest first (the same axes in the same order): what
+        convert takes as its pyramid."""
         space = self.space
         spatial = list(space.spatial_indices)
         if len(spatial) not in (2, 3):
@@ -189,9 +198,10 @@ class Opened:
                 f"{axis.kind} point (axes {space.describe()}); save the one you want as its own array"
             )
         order = tuple(channel + spatial)
-        view = self.levels[0] if order == tuple(range(len(self.shape))) else AxisView(self.levels[0], order)
+        same = order == tuple(range(len(self.shape)))
+        views = [level if same else AxisView(level, order) for level in self.levels]
         picked = CoordinateSpace(tuple(space.axes[i] for i in order), None, space.assumed)
-        return view, picked
+        return views, picked
 
     def close(self) -> None:
         """Close the file handle the arrays read from, if there is one."""

@@ -8,11 +8,15 @@ The top-level ``ngshow`` CLI hooks these in with :func:`add_convert_arguments` /
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..readers import Opened
 
 __all__ = [
     "add_convert_arguments",
@@ -104,32 +108,51 @@ def _executor(spec: str, workers: int | None) -> Iterator[Executor | None]:
         raise ValueError(f"--executor must be processes, threads or tcp://..., got {spec!r}")
 
 
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """ngshow's log warnings (a level of the file not used, a unit assumed) as ``ngshow: warning:`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("ngshow: warning: %(message)s"))
+    root = logging.getLogger("ngshow")
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Run ``ngshow convert``; returns the exit status."""
-    from . import open_input, plan, run
+    from . import plan, run
     from ..errors import NgshowError
+    from ..readers import open_file
     from .properties import load_table
 
     try:
-        table = load_table(args.segment_properties) if args.segment_properties else None
-        data = open_input(args.input)
-        p = plan(
-            data,
-            args.output,
-            kind="segmentation" if args.segmentation else None,  # else the file's say, else image
-            voxel_size=args.voxel_size,
-            offset=None if args.offset is None else tuple(int(o) for o in args.offset),
-            chunk_size=tuple(int(c) for c in args.chunk_size),
-            mip_levels=args.mip_levels,
-            encoding=args.encoding,
-            mesh=args.mesh,
-            mesh_mip=args.mesh_mip,
-            jpeg_quality=args.jpeg_quality,
-            memory_budget=args.memory_budget << 20,
-            segment_properties=table,
-            sharding=args.sharding,
-            mesh_format=args.mesh_format,
-        )
+        with _warnings_to_stderr():
+            table = load_table(args.segment_properties) if args.segment_properties else None
+            opened = open_file(args.input)
+            try:
+                p = plan(
+                    opened,  # every level of the file, and its label properties
+                    args.output,
+                    kind="segmentation" if args.segmentation else None,  # else the file's say, else image
+                    voxel_size=args.voxel_size,
+                    offset=None if args.offset is None else tuple(int(o) for o in args.offset),
+                    chunk_size=tuple(int(c) for c in args.chunk_size),
+                    mip_levels=args.mip_levels,
+                    encoding=args.encoding,
+                    mesh=args.mesh,
+                    mesh_mip=args.mesh_mip,
+                    jpeg_quality=args.jpeg_quality,
+                    memory_budget=args.memory_budget << 20,
+                    segment_properties=table,
+                    sharding=args.sharding,
+                    mesh_format=args.mesh_format,
+                )
+            finally:
+                opened.close()
         if args.dry_run:
             print(p.describe())
             return 0
