@@ -218,6 +218,28 @@ def test_tiff_planes_in_natural_order_for_viewer_and_convert(tmp_path: Path, vie
     assert list(np.asarray(store[3, 4, :, 0].read().result())) == expected  # (x, y, z, c)
 
 
+def test_convert_takes_planes_a_shell_glob_expanded(tmp_path: Path) -> None:
+    write_planes(tmp_path / "stack")
+    shell_order = sorted(str(p) for p in (tmp_path / "stack").glob("*.tif"))  # what `stack/*.tif` passes
+    out = tmp_path / "out"
+    result = run_cli("convert", *shell_order, str(out), "--voxel-size", "100,100,500", "--executor", "threads",
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    store = ts.open({"driver": "neuroglancer_precomputed", "kvstore": {"driver": "file", "path": str(out)}}).result()
+    assert list(np.asarray(store[3, 4, :, 0].read().result())) == [i * 10 for i in range(12)]  # natural order
+    assert json.loads((out / "info").read_text())["scales"][0]["resolution"] == [100, 100, 500]
+    np.save(tmp_path / "v.npy", np.zeros((4, 20, 24), np.uint8))
+    for args, message in (
+        ([*shell_order[:3], str(tmp_path / "v.npy"), str(tmp_path / "o2")], "v.npy is not one"),
+        (shell_order, "p9.tif is an existing file; the last argument is the folder"),  # the output forgotten
+    ):
+        result = run_cli("convert", *args, "--executor", "threads", "--no-progress")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("ngshow: error:"), result.stderr
+        assert message in lines[0]
+    assert not (tmp_path / "o2").exists()
+
+
 def test_tiff_planes_that_differ_are_named(tmp_path: Path) -> None:
     write_planes(tmp_path / "stack", 4)
     tifffile.imwrite(tmp_path / "stack" / "p2.tif", np.zeros((20, 25), np.uint8))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -51,8 +52,9 @@ def _levels(text: str) -> int | str:
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``ngshow convert``."""
-    parser.add_argument("input", help="any file ngshow opens: .npy, file.h5/dataset, file.zarr/group/array, "
-                        "img.ome.zarr, .tif, a folder (or 'glob*.tif') of .tif planes, ...")
+    parser.add_argument("input", nargs="+", help="any file ngshow opens: .npy, file.h5/dataset, "
+                        "file.zarr/group/array, img.ome.zarr, .tif, a folder (or glob*.tif, quoted or not) of "
+                        ".tif planes, ...")
     parser.add_argument("output", help="destination: a path, file://, s3:// or gs:// URL")
     parser.add_argument("--segmentation", action="store_true", help="the input holds labels")
     parser.add_argument("--voxel-size", type=_triple, default=None, metavar="X,Y,Z",
@@ -108,6 +110,34 @@ def _executor(spec: str, workers: int | None) -> Iterator[Executor | None]:
         raise ValueError(f"--executor must be processes, threads or tcp://..., got {spec!r}")
 
 
+def _open_inputs(specs: Sequence[str], output: str) -> Opened:
+    """The one input of ``ngshow convert``: a file, or several 2-D TIFF planes (``stack/*.tif``
+    expanded by the shell) as one volume in natural order.
+
+    Raises
+    ------
+    InvalidArray
+        For several inputs that are not all TIFF planes, or an output that is an existing file.
+    """
+    from ..errors import InvalidArray
+    from ..readers import group_plane_arguments, open_file, open_planes
+
+    if os.path.isfile(output):
+        raise InvalidArray(
+            f"the output {output} is an existing file; the last argument is the folder (or URL) to write"
+        )
+    if len(specs) == 1:
+        return open_file(specs[0])
+    grouped = group_plane_arguments(specs)
+    if len(grouped) == 1 and isinstance(grouped[0], tuple):
+        return open_planes(grouped[0])
+    odd = next((s for s in grouped if isinstance(s, str)), None)
+    raise InvalidArray(
+        f"convert takes one input, got {len(specs)}; several are read only as the 2-D TIFF planes "
+        f"of one volume (stack/*.tif), and {odd or 'they form more than one run of planes'} is not one"
+    )
+
+
 @contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
     """ngshow's log warnings (a level of the file not used, a unit assumed) as ``ngshow: warning:`` lines."""
@@ -126,13 +156,12 @@ def run_convert(args: argparse.Namespace) -> int:
     """Run ``ngshow convert``; returns the exit status."""
     from . import plan, run
     from ..errors import NgshowError
-    from ..readers import open_file
     from .properties import load_table
 
     try:
         with _warnings_to_stderr():
             table = load_table(args.segment_properties) if args.segment_properties else None
-            opened = open_file(args.input)
+            opened = _open_inputs(args.input, args.output)
             try:
                 p = plan(
                     opened,  # every level of the file, and its label properties
