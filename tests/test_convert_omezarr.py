@@ -20,7 +20,9 @@ from ngshow.convert import plan, run, validate
 from ngshow.convert.cli import main as cli_main
 from ngshow.sources import downsample
 
+from .conftest import request
 from .test_convert import read_scale, tree
+from .test_live import live_url
 
 #: (z, y, x) µm per voxel of level 0; level 1 halves y and x, level 2 also halves z.
 SCALES = ([2.0, 0.5, 0.5], [2.0, 1.0, 1.0], [4.0, 2.0, 2.0])
@@ -69,8 +71,25 @@ def write_labelled(path: Path) -> Path:
 
         write_multiscale_labels(pyramid(segmentation=True), root, "cells",
                                 axes=[{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"],
-                                coordinate_transformations=transforms())
+                                coordinate_transformations=transforms(), label_metadata={"properties": PROPERTIES})
     return path
+
+
+#: ``image-label`` properties: a string, a number, a key only one label has, a list, a bad entry.
+PROPERTIES = [
+    {"label-value": 5, "class": "nucleus", "area (pixels)": 1200},
+    {"label-value": 9, "class": "cytoplasm", "area (pixels)": 300.5, "tags": ["a", "b"]},
+    {"class": "no label-value: skipped"},
+]
+#: What Neuroglancer gets: ``segment_properties/info``, live and written.
+PROPERTIES_INFO = {
+    "@type": "neuroglancer_segment_properties",
+    "inline": {"ids": ["5", "9"], "properties": [
+        {"id": "class", "type": "string", "values": ["nucleus", "cytoplasm"]},
+        {"id": "area (pixels)", "type": "number", "data_type": "float32", "values": [1200, 300.5]},
+        {"id": "tags", "type": "string", "values": ["", '["a", "b"]']},
+    ]},
+}
 
 
 def expected_scales(levels: list[np.ndarray[Any, Any]], count: int, *, mode: bool) -> list[np.ndarray[Any, Any]]:
@@ -130,6 +149,28 @@ def test_plan_of_ngshow_open_reads_labels_levels_and_meshes(tmp_path: Path) -> N
     info = check_output(out, levels, mode=True)
     assert info["type"] == "segmentation" and info["mesh"] == "mesh"
     assert (out / "mesh" / "5.index").is_file() and (out / "mesh" / "9.index").is_file()
+    assert info["segment_properties"] == "segment_properties"  # the file's label properties
+    assert json.loads((out / "segment_properties" / "info").read_text()) == PROPERTIES_INFO
+
+
+def test_label_properties_reach_the_viewer_and_the_cli_dataset(tmp_path: Path, viewer: ngshow.Viewer) -> None:
+    src = write_labelled(tmp_path / "img.ome.zarr")
+    assert ngshow.open(src).labels[0].segment_properties == {
+        "ids": [5, 9], "class": ["nucleus", "cytoplasm"], "area (pixels)": [1200, 300.5], "tags": ["", '["a", "b"]'],
+    }
+    viewer.add(ngshow.open(src))
+    layer = viewer.layers["img/cells"]
+    url = live_url(viewer, layer)
+    assert request(url + "/info").json()["segment_properties"] == "segment_properties"
+    assert request(url + "/segment_properties/info").json() == PROPERTIES_INFO
+    out = tmp_path / "cli"
+    assert cli_main(["convert", f"{src}/labels/cells", str(out), "--executor", "threads", "--no-progress"]) == 0
+    assert json.loads((out / "segment_properties" / "info").read_text()) == PROPERTIES_INFO
+    table = tmp_path / "mine.json"  # a table given on the command line wins
+    table.write_text(json.dumps({"ids": [5], "label": ["mine"]}))
+    p = plan(ngshow.open(f"{src}/labels/cells"), tmp_path / "x", segment_properties=json.loads(table.read_text()))
+    assert json.loads(p.segment_properties_json or "")["inline"]["properties"][0]["values"] == ["mine"]
+    assert plan(ngshow.open(f"{src}/labels/cells"), tmp_path / "y", kind="image").segment_properties_json is None
 
 
 def test_dask_cluster_writes_the_same_bytes(tmp_path: Path) -> None:

@@ -155,10 +155,13 @@ class Opened:
             space=chosen, shader=shader or (own_shader if (kind or self.kind or "image") == "image" else None), **keywords,
         )
         _colour_segments(viewer, layer.name, self.segment_colors)
+        if "segment_properties" not in keywords:
+            _give_properties(layer, self.segment_properties)
         for label in self.labels:
             label_name = f"{layer.name}/{label.name}"
-            viewer.add(label.data, name=label_name, kind="segmentation", space=label.space)
+            label_layer = viewer.add(label.data, name=label_name, kind="segmentation", space=label.space)
             _colour_segments(viewer, label_name, label.segment_colors)
+            _give_properties(label_layer, label.segment_properties)
         return layer
 
     def volume(self, *, channels: bool = True) -> tuple[Any, CoordinateSpace]:
@@ -218,6 +221,13 @@ def _colour_segments(viewer: Viewer, layer: str, colours: dict[int, str]) -> Non
         for entry in state.json.get("layers", []):
             if entry.get("name") == layer and entry.get("type") == "segmentation":
                 entry["segmentColors"] = {str(k): v for k, v in colours.items()}
+
+
+def _give_properties(layer: Layer, properties: dict[str, list[Any]]) -> None:
+    """Give a segmentation layer served as precomputed the segment properties its file names
+    (a layer served otherwise has no place for them)."""
+    if properties and layer.kind == "segmentation" and layer.live is not None:
+        layer.segment_properties = properties
 
 
 @dataclass(frozen=True)
@@ -358,10 +368,11 @@ def _opened_ome(group: Any, name: str, source: str) -> Opened:
                 logger.warning("%s: skipping label image %r (%s)", name, label, e)
                 continue
             labels.append(Opened(found.levels, label, found.hints, kind="segmentation", source=f"{source}/labels/{label}",
-                                 segment_colors=found.segment_colors))
+                                 segment_colors=found.segment_colors, segment_properties=found.segment_properties))
     logger.info("%s: OME-Zarr %s, levels %s", name, image.version or "?", ", ".join(image.level_paths))
     return Opened(image.levels, name, image.hints, kind="segmentation" if image.is_label else None,
-                  shader=image.shader, labels=labels, source=source, segment_colors=image.segment_colors)
+                  shader=image.shader, labels=labels, source=source, segment_colors=image.segment_colors,
+                  segment_properties=image.segment_properties)
 
 
 def _stem(location: str) -> str:
