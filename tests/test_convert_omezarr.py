@@ -199,3 +199,15 @@ def test_a_level_of_a_non_integer_factor_is_skipped_and_said(tmp_path: Path, cap
     assert cli_main(["convert", str(src), str(tmp_path / "cli"), "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert "ngshow: warning:" in err and "not using level 's1'" in err and "not an integer multiple" in err
+
+
+def test_a_list_is_a_pyramid_and_a_level_no_coarser_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    levels = pyramid(segmentation=False)
+    with ThreadPoolExecutor(2) as ex:
+        run(plan(levels[:2], tmp_path / "list", voxel_size=(500, 500, 2000), chunk_size=8), ex, progress=False)
+    assert np.array_equal(read_scale(tmp_path / "list", 1), levels[1][np.newaxis])
+    with caplog.at_level(logging.WARNING, logger="ngshow"):
+        p = plan([levels[0], levels[1], levels[1]], tmp_path / "same", chunk_size=8)
+    assert "not using pyramid level 2" in caplog.text and "coarser than the one before" in caplog.text
+    assert [s.name.endswith("(from input level 1)") for s in p.stages][:2] == [False, True]
+    assert len(plan(levels, tmp_path / "few", chunk_size=8, mip_levels=1).info["scales"]) == 2

@@ -345,9 +345,12 @@ def plan(
     Parameters
     ----------
     source
-        An :class:`~ngshow.ArraySource`, or an array (NumPy, memmap, h5py, zarr, dask, or a
-        reference from :func:`~ngshow.convert.open_input`) in ``(z, y, x)`` or ``(c, z, y, x)``
-        order.
+        A file opened by :func:`ngshow.open` (its voxel sizes and kind, every level, a label
+        image's properties), an :class:`~ngshow.ArraySource`, or an array (NumPy, memmap, h5py,
+        zarr, dask, or a reference from :func:`~ngshow.convert.open_input`) in ``(z, y, x)`` or
+        ``(c, z, y, x)`` order, or a list of them, finest first, as a pyramid.  Each level that
+        is an integer downsampling of the one before is a scale read from its own array (an
+        OME-Zarr's multiscales); coarser scales are computed from the last one.
     dest
         Local path or fsspec URL (``file://``, ``s3://``, ``gs://``).
     kind
@@ -357,7 +360,8 @@ def plan(
     chunk_size
         Chunk size ``(x, y, z)`` of every scale.
     mip_levels
-        Number of downsampled scales below scale 0, or ``"auto"`` (until one chunk covers it).
+        Number of scales below scale 0 (the source's own levels first), or ``"auto"``: every
+        level of the source, then computed ones until one chunk covers the volume.
     encoding
         ``"raw"``, ``"jpeg"`` (uint8 images with 1 or 3 channels) or ``"compressed_segmentation"``
         (uint32/uint64 segmentations).  Default: compressed_segmentation for uint32/uint64
@@ -374,7 +378,8 @@ def plan(
         Compute the first mips in the scale-0 tasks, from the blocks they have read, where the
         budget and ``min_tasks`` allow (the output is the same either way).
     segment_properties
-        Segmentations only: a table of per-segment properties in column form, written as
+        Segmentations only (default: the properties of an OME-Zarr label image given by
+        :func:`ngshow.open`): a table of per-segment properties in column form, written as
         ``segment_properties/info`` (Neuroglancer's ``neuroglancer_segment_properties``)::
 
             {"ids": [12, 40], "label": ["soma", "axon"], "description": ["...", "..."],
