@@ -18,6 +18,7 @@ import tifffile
 import zarr
 
 import ngshow
+from ngshow import convert
 from ngshow.convert import open_input
 from ngshow.readers import UnreadableFile, group_plane_arguments, open_file
 
@@ -157,6 +158,54 @@ def test_ome_zarr_on_s3(ome_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("writer", ["ome-zarr-py 0.5", "ngff-zarr 0.4"])
+def test_ome_zarr_on_gcs(ome_dir: Path, writer: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """gs:// through gcsfs against a real GCS emulator (gcp-storage-emulator, a subprocess on 127.0.0.1),
+    found with ``STORAGE_EMULATOR_HOST`` as Google's own clients find one, or given as ``endpoint_url``."""
+    import subprocess
+    import sys
+
+    from .test_object_stores import _free_port, _wait_listening  # also: no gRPC probing of the emulator
+
+    import gcsfs
+
+    port = _free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1", "--port", str(port), "--in-memory", "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(port, emulator)
+        endpoint = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "ngshow-test")
+        gcsfs.GCSFileSystem.clear_instance_cache()
+        fs = gcsfs.GCSFileSystem()
+        fs.mkdir("lab")
+        fs.put(ome_path(ome_dir, writer), "lab/img.ome.zarr", recursive=True)
+        for options in (None, {"endpoint_url": endpoint, "token": "anon"}):
+            if options is not None:  # no environment: the endpoint named by hand
+                monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+                gcsfs.GCSFileSystem.clear_instance_cache()
+            opened = ngshow.open("gs://lab/img.ome.zarr", storage_options=options)
+            assert len(opened.levels) == 3 and opened.shape == ome_files.SHAPE
+            assert opened.space.axes[3].unit == "micrometer" and opened.voxel_size == (500, 500, 2000)
+            np.testing.assert_array_equal(np.asarray(opened.levels[0][:, 5]), ome_files.image()[:, 5])
+            coarse = np.asarray(ngshow.open(ome_path(ome_dir, writer)).levels[2][:])  # the local copy's
+            np.testing.assert_array_equal(np.asarray(opened.levels[2][:]), coarse)  # read from the bucket
+            assert [c.name for c in opened.labels] == ["cells"] and opened.labels[0].levels[0][6, 50, 10] == 7
+        # convert in worker processes, each reading its blocks of each level from the bucket
+        out = tmp_path / "out"
+        convert.run(convert.plan(opened, out, chunk_size=16), workers=2, progress=False)
+        for i, level in enumerate(opened.levels):
+            scale = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{out}", "scale_index": i}).result()
+            np.testing.assert_array_equal(np.asarray(scale.read().result()).transpose(3, 2, 1, 0), np.asarray(level[:]))
+    finally:
+        gcsfs.GCSFileSystem.clear_instance_cache()
+        emulator.kill()
+        emulator.wait()
+
+
 def test_time_series_ome_zarr_keeps_every_time_point_at_every_level(tmp_path: Path, viewer: ngshow.Viewer) -> None:
     import warnings
 
@@ -216,6 +265,28 @@ def test_tiff_planes_in_natural_order_for_viewer_and_convert(tmp_path: Path, vie
     assert result.returncode == 0, result.stderr
     store = ts.open({"driver": "neuroglancer_precomputed", "kvstore": {"driver": "file", "path": str(tmp_path / "out")}}).result()
     assert list(np.asarray(store[3, 4, :, 0].read().result())) == expected  # (x, y, z, c)
+
+
+def test_convert_takes_planes_a_shell_glob_expanded(tmp_path: Path) -> None:
+    write_planes(tmp_path / "stack")
+    shell_order = sorted(str(p) for p in (tmp_path / "stack").glob("*.tif"))  # what `stack/*.tif` passes
+    out = tmp_path / "out"
+    result = run_cli("convert", *shell_order, str(out), "--voxel-size", "100,100,500", "--executor", "threads",
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    store = ts.open({"driver": "neuroglancer_precomputed", "kvstore": {"driver": "file", "path": str(out)}}).result()
+    assert list(np.asarray(store[3, 4, :, 0].read().result())) == [i * 10 for i in range(12)]  # natural order
+    assert json.loads((out / "info").read_text())["scales"][0]["resolution"] == [100, 100, 500]
+    np.save(tmp_path / "v.npy", np.zeros((4, 20, 24), np.uint8))
+    for args, message in (
+        ([*shell_order[:3], str(tmp_path / "v.npy"), str(tmp_path / "o2")], "v.npy is not one"),
+        (shell_order, "p9.tif is an existing file; the last argument is the folder"),  # the output forgotten
+    ):
+        result = run_cli("convert", *args, "--executor", "threads", "--no-progress")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("ngshow: error:"), result.stderr
+        assert message in lines[0]
+    assert not (tmp_path / "o2").exists()
 
 
 def test_tiff_planes_that_differ_are_named(tmp_path: Path) -> None:

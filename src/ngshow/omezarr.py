@@ -13,6 +13,7 @@ pyramid level; a level that is not is dropped, with a log message, and computed 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from typing import Any
 from .coords import kind_of, parse_unit
 from .errors import InvalidArray
 
-__all__ = ["OmeImage", "child", "ome_attrs", "is_ome_image", "read_image", "label_names", "omero_shader"]
+__all__ = ["OmeImage", "child", "ome_attrs", "is_ome_image", "read_image", "label_colours", "label_names",
+           "label_properties", "omero_shader"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class OmeImage:
     shader: str | None = None
     level_paths: list[str] = field(default_factory=list)
     segment_colors: dict[int, str] = field(default_factory=dict)
+    segment_properties: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def _transforms(items: Any, rank: int, where: str) -> tuple[list[float], list[float]]:
@@ -191,13 +194,13 @@ def read_image(group: Any, name: str, level: str | None = None) -> OmeImage:
         try:
             coarse = group[path]
         except KeyError:
-            logger.warning("%s: level %r is missing; coarser levels are computed on the fly", name, path)
+            logger.warning("%s: level %r is missing; coarser levels are computed by downsampling", name, path)
             break
         scale, translate = placed(dataset)
         why = None if len(coarse.shape) == rank else "its rank differs"
         why = why or _fits(coarse, base, scale0, translate0, scale, translate, kinds)
         if why is not None:
-            logger.warning("%s: not using level %r (%s); coarser levels are computed on the fly", name, path, why)
+            logger.warning("%s: not using level %r (%s); coarser levels are computed by downsampling", name, path, why)
             break
         levels.append(coarse)
         level_paths.append(path)
@@ -221,7 +224,7 @@ def read_image(group: Any, name: str, level: str | None = None) -> OmeImage:
                 hints["channel_labels"] = labels
             shader = omero_shader(channels)
     return OmeImage(levels, hints, name, version, "image-label" in attrs, shader, level_paths,
-                    label_colours(attrs.get("image-label")))
+                    label_colours(attrs.get("image-label")), label_properties(attrs.get("image-label")))
 
 
 def label_colours(image_label: Any) -> dict[int, str]:
@@ -237,6 +240,47 @@ def label_colours(image_label: Any) -> dict[int, str]:
             continue
         colours[value] = f"#{r:02x}{g:02x}{b:02x}"
     return colours
+
+
+def label_properties(image_label: Any) -> dict[str, list[Any]]:
+    """The ``properties`` of an ``image-label`` (``[{"label-value": 7, "class": "nucleus", ...}]``)
+    as a segment properties table in column form, ``{"ids": [...], "class": [...], ...}`` (empty
+    without any).
+
+    Each key becomes a column, in the order the entries first name them: numbers as a number
+    property, strings as a string property (``label`` and ``description`` keep Neuroglancer's
+    meaning).  A column that is not all numbers or all strings, or lacks a value for some label,
+    is shown as text (JSON for anything but a string; empty where missing).  Entries without an
+    integer ``label-value`` are skipped, and a repeated value keeps its first entry.
+    """
+    from .convert.errors import ConvertError
+    from .convert.properties import segment_properties_info
+
+    rows: dict[int, dict[str, Any]] = {}
+    entries = image_label.get("properties") if isinstance(image_label, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            value = entry["label-value"]
+            if isinstance(value, bool) or not float(value).is_integer() or not 0 <= value < 2**64:
+                continue
+        except (KeyError, TypeError, ValueError):
+            continue
+        rows.setdefault(int(value), {k: v for k, v in entry.items() if k != "label-value"})
+    if not rows:
+        return {}
+    ids = list(rows)
+    table: dict[str, list[Any]] = {"ids": ids}
+    for key in dict.fromkeys(k for row in rows.values() for k in row):
+        values = [row.get(key) for row in rows.values()]
+        name = key if key != "ids" else "ids (property)"  # "ids" is the table's own column
+        try:
+            if key in ("label", "description") or any(v is None for v in values):
+                raise ConvertError("shown as text")
+            segment_properties_info({"ids": ids, name: values})  # numbers or strings Neuroglancer takes
+        except ConvertError:
+            values = ["" if v is None else v if isinstance(v, str) else json.dumps(v) for v in values]
+        table[name] = values
+    return table
 
 
 def child(group: Any, name: str) -> Any:

@@ -83,6 +83,9 @@ class Opened:
     keep_open: Any = None  # a file handle that must outlive the arrays
     source: str = ""
     segment_colors: dict[int, str] = field(default_factory=dict)  # label value -> "#rrggbb"
+    #: Per-segment properties the file gives (OME-Zarr ``image-label`` ``properties``), in the
+    #: column form ``viewer.add(segment_properties=)`` and convert take; empty when it gives none.
+    segment_properties: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def data(self) -> Any:
@@ -152,15 +155,18 @@ class Opened:
             space=chosen, shader=shader or (own_shader if (kind or self.kind or "image") == "image" else None), **keywords,
         )
         _colour_segments(viewer, layer.name, self.segment_colors)
+        if "segment_properties" not in keywords:
+            _give_properties(layer, self.segment_properties)
         for label in self.labels:
             label_name = f"{layer.name}/{label.name}"
-            viewer.add(label.data, name=label_name, kind="segmentation", space=label.space)
+            label_layer = viewer.add(label.data, name=label_name, kind="segmentation", space=label.space)
             _colour_segments(viewer, label_name, label.segment_colors)
+            _give_properties(label_layer, label.segment_properties)
         return layer
 
     def volume(self, *, channels: bool = True) -> tuple[Any, CoordinateSpace]:
         """A lazy ``(z, y, x)`` view of level 0 (``(c, z, y, x)`` with a channel axis of several
-        entries and ``channels``), and its space: what the mesher and convert take.
+        entries and ``channels``), and its space: what the mesher takes.
 
         Singleton time and channel axes are dropped; spatial axes named x, y, z are put in z, y, x order.
 
@@ -169,6 +175,12 @@ class Opened:
         InvalidArray
             For arrays with a time axis of several points, or not 2 or 3 spatial axes.
         """
+        views, space = self.volume_levels(channels=channels)
+        return views[0], space
+
+    def volume_levels(self, *, channels: bool = True) -> tuple[list[Any], CoordinateSpace]:
+        """:meth:`volume` of every level, finest first (the same axes in the same order): what
+        convert takes as its pyramid."""
         space = self.space
         spatial = list(space.spatial_indices)
         if len(spatial) not in (2, 3):
@@ -189,9 +201,10 @@ class Opened:
                 f"{axis.kind} point (axes {space.describe()}); save the one you want as its own array"
             )
         order = tuple(channel + spatial)
-        view = self.levels[0] if order == tuple(range(len(self.shape))) else AxisView(self.levels[0], order)
+        same = order == tuple(range(len(self.shape)))
+        views = [level if same else AxisView(level, order) for level in self.levels]
         picked = CoordinateSpace(tuple(space.axes[i] for i in order), None, space.assumed)
-        return view, picked
+        return views, picked
 
     def close(self) -> None:
         """Close the file handle the arrays read from, if there is one."""
@@ -208,6 +221,13 @@ def _colour_segments(viewer: Viewer, layer: str, colours: dict[int, str]) -> Non
         for entry in state.json.get("layers", []):
             if entry.get("name") == layer and entry.get("type") == "segmentation":
                 entry["segmentColors"] = {str(k): v for k, v in colours.items()}
+
+
+def _give_properties(layer: Layer, properties: dict[str, list[Any]]) -> None:
+    """Give a segmentation layer served as precomputed the segment properties its file names
+    (a layer served otherwise has no place for them)."""
+    if properties and layer.kind == "segmentation" and layer.live is not None:
+        layer.segment_properties = properties
 
 
 @dataclass(frozen=True)
@@ -348,10 +368,11 @@ def _opened_ome(group: Any, name: str, source: str) -> Opened:
                 logger.warning("%s: skipping label image %r (%s)", name, label, e)
                 continue
             labels.append(Opened(found.levels, label, found.hints, kind="segmentation", source=f"{source}/labels/{label}",
-                                 segment_colors=found.segment_colors))
+                                 segment_colors=found.segment_colors, segment_properties=found.segment_properties))
     logger.info("%s: OME-Zarr %s, levels %s", name, image.version or "?", ", ".join(image.level_paths))
     return Opened(image.levels, name, image.hints, kind="segmentation" if image.is_label else None,
-                  shader=image.shader, labels=labels, source=source, segment_colors=image.segment_colors)
+                  shader=image.shader, labels=labels, source=source, segment_colors=image.segment_colors,
+                  segment_properties=image.segment_properties)
 
 
 def _stem(location: str) -> str:

@@ -94,3 +94,23 @@ def test_imagej_hyperstack_shows_with_its_sizes(page: BrowserPage, viewer: ngsho
 
     page.wait_for_pixels(left_bright_right_dark, "channel 0 should light the left half only")
     assert page.problems.all() == []
+
+
+def test_ome_zarr_label_properties_reach_the_client(page: BrowserPage, viewer: ngshow.Viewer, tmp_path: Path) -> None:
+    from ..test_convert_omezarr import write_labelled
+
+    viewer.add(ngshow.open(str(write_labelled(tmp_path / "img.ome.zarr"))))
+    with viewer.txn() as s:
+        s.layout = "xy"
+    page.open(viewer.url)
+    # The image-label's properties are the layer's segment properties: its string property 'class'.
+    page.page.wait_for_function(
+        "() => { const l = window.viewer.layerManager.getLayerByName('img/cells');"
+        " const m = l && l.layer && l.layer.displayState.segmentationGroupState.value.segmentPropertyMap.value;"
+        " if (m === undefined) return false;"
+        " const props = m.segmentPropertyMap.inlineProperties.properties;"
+        " return props.some(p => p.id === 'class' && p.values.includes('nucleus'))"
+        " && props.some(p => p.id === 'area (pixels)'); }",
+        timeout=30_000,
+    )
+    assert page.problems.all() == []

@@ -8,11 +8,16 @@ The top-level ``ngshow`` CLI hooks these in with :func:`add_convert_arguments` /
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..readers import Opened
 
 __all__ = [
     "add_convert_arguments",
@@ -47,8 +52,9 @@ def _levels(text: str) -> int | str:
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``ngshow convert``."""
-    parser.add_argument("input", help="any file ngshow opens: .npy, file.h5/dataset, file.zarr/group/array, "
-                        "img.ome.zarr, .tif, a folder (or 'glob*.tif') of .tif planes, ...")
+    parser.add_argument("input", nargs="+", help="any file ngshow opens: .npy, file.h5/dataset, "
+                        "file.zarr/group/array, img.ome.zarr, .tif, a folder (or glob*.tif, quoted or not) of "
+                        ".tif planes, ...")
     parser.add_argument("output", help="destination: a path, file://, s3:// or gs:// URL")
     parser.add_argument("--segmentation", action="store_true", help="the input holds labels")
     parser.add_argument("--voxel-size", type=_triple, default=None, metavar="X,Y,Z",
@@ -104,32 +110,78 @@ def _executor(spec: str, workers: int | None) -> Iterator[Executor | None]:
         raise ValueError(f"--executor must be processes, threads or tcp://..., got {spec!r}")
 
 
+def _open_inputs(specs: Sequence[str], output: str) -> Opened:
+    """The one input of ``ngshow convert``: a file, or several 2-D TIFF planes (``stack/*.tif``
+    expanded by the shell) as one volume in natural order.
+
+    Raises
+    ------
+    InvalidArray
+        For several inputs that are not all TIFF planes, or an output that is an existing file.
+    """
+    from ..errors import InvalidArray
+    from ..readers import group_plane_arguments, open_file, open_planes
+
+    if os.path.isfile(output):
+        raise InvalidArray(
+            f"the output {output} is an existing file; the last argument is the folder (or URL) to write"
+        )
+    if len(specs) == 1:
+        return open_file(specs[0])
+    grouped = group_plane_arguments(specs)
+    if len(grouped) == 1 and isinstance(grouped[0], tuple):
+        return open_planes(grouped[0])
+    odd = next((s for s in grouped if isinstance(s, str)), None)
+    raise InvalidArray(
+        f"convert takes one input, got {len(specs)}; several are read only as the 2-D TIFF planes "
+        f"of one volume (stack/*.tif), and {odd or 'they form more than one run of planes'} is not one"
+    )
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """ngshow's log warnings (a level of the file not used, a unit assumed) as ``ngshow: warning:`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("ngshow: warning: %(message)s"))
+    root = logging.getLogger("ngshow")
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Run ``ngshow convert``; returns the exit status."""
-    from . import open_input, plan, run
+    from . import plan, run
     from ..errors import NgshowError
     from .properties import load_table
 
     try:
-        table = load_table(args.segment_properties) if args.segment_properties else None
-        data = open_input(args.input)
-        p = plan(
-            data,
-            args.output,
-            kind="segmentation" if args.segmentation else None,  # else the file's say, else image
-            voxel_size=args.voxel_size,
-            offset=None if args.offset is None else tuple(int(o) for o in args.offset),
-            chunk_size=tuple(int(c) for c in args.chunk_size),
-            mip_levels=args.mip_levels,
-            encoding=args.encoding,
-            mesh=args.mesh,
-            mesh_mip=args.mesh_mip,
-            jpeg_quality=args.jpeg_quality,
-            memory_budget=args.memory_budget << 20,
-            segment_properties=table,
-            sharding=args.sharding,
-            mesh_format=args.mesh_format,
-        )
+        with _warnings_to_stderr():
+            table = load_table(args.segment_properties) if args.segment_properties else None
+            opened = _open_inputs(args.input, args.output)
+            try:
+                p = plan(
+                    opened,  # every level of the file, and its label properties
+                    args.output,
+                    kind="segmentation" if args.segmentation else None,  # else the file's say, else image
+                    voxel_size=args.voxel_size,
+                    offset=None if args.offset is None else tuple(int(o) for o in args.offset),
+                    chunk_size=tuple(int(c) for c in args.chunk_size),
+                    mip_levels=args.mip_levels,
+                    encoding=args.encoding,
+                    mesh=args.mesh,
+                    mesh_mip=args.mesh_mip,
+                    jpeg_quality=args.jpeg_quality,
+                    memory_budget=args.memory_budget << 20,
+                    segment_properties=table,
+                    sharding=args.sharding,
+                    mesh_format=args.mesh_format,
+                )
+            finally:
+                opened.close()
         if args.dry_run:
             print(p.describe())
             return 0

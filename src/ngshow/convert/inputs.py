@@ -15,17 +15,18 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidArray
-from ..readers import AxisView
+from ..readers import AxisView, Opened
 from ..sources import ArraySource
 from ..tiffs import TiffStack
 
-__all__ = ["H5Array", "MemmapArray", "Region", "Spill", "TiffStack", "open_input", "region_of"]
+__all__ = ["H5Array", "MemmapArray", "Region", "Spill", "TiffStack", "input_source", "open_input", "region_of"]
 
 
 @dataclass(frozen=True)
@@ -262,15 +263,38 @@ def _portable_view(data: Any) -> Any:
     return _portable(data)
 
 
-def open_input(path: str, *, dataset: str | None = None) -> ArraySource:
+def input_source(opened: Opened) -> ArraySource:
+    """An :class:`~ngshow.ArraySource` over picklable references to every level of ``opened``
+    (finest first) in ``(z, y, x)`` or ``(c, z, y, x)`` order, with the file's space and kind:
+    what :func:`~ngshow.convert.plan` takes (its levels become the pyramid's scales).
+
+    Raises
+    ------
+    InvalidArray
+        If the array has axes convert cannot write (a time axis of several points).
+    """
+    views, space = opened.volume_levels()
+    spec = opened.source
+    if spec.lower().endswith((".tif", ".tiff")) and opened.keep_open is not None:
+        # A compressed TIFF (read through tifffile's zarr view, which cannot travel): decoded whole, once.
+        import tifffile
+
+        whole = np.asarray(tifffile.imread(spec))
+        views = [replace(views[0], inner=whole) if isinstance(views[0], AxisView) else whole]
+    portable = [_portable_view(view) for view in views]
+    return ArraySource(portable, kind="segmentation" if opened.kind == "segmentation" else "image", space=space)
+
+
+def open_input(path: str | Sequence[str], *, dataset: str | None = None) -> ArraySource:
     """Open an input file lazily, as the viewer does (:func:`ngshow.open`): the same syntax
     (``file.h5/path``, ``file.h5:/path``, ``img.ome.zarr``, ``file.zarr/group/array``, a folder or
     glob of TIFF planes in natural order, a hyperstack TIFF, URLs of zarr stores) and the same
-    metadata (voxel sizes, offsets, label images as segmentations).
+    metadata (voxel sizes, offsets, label images as segmentations).  A list of paths is a list of
+    2-D TIFF planes, one volume in that order.
 
-    Returns an :class:`~ngshow.ArraySource` over a picklable reference to the finest level in
-    ``(z, y, x)`` or ``(c, z, y, x)`` order, which :func:`~ngshow.convert.plan` takes with its voxel
-    size, offset and kind.  ``dataset`` names the array inside an HDF5 or zarr file.
+    Returns :func:`input_source` of the file: every level (an OME-Zarr's multiscales) as a
+    picklable reference, which :func:`~ngshow.convert.plan` takes with its voxel size, offset and
+    kind.  ``dataset`` names the array inside an HDF5 or zarr file.
 
     Raises
     ------
@@ -278,19 +302,14 @@ def open_input(path: str, *, dataset: str | None = None) -> ArraySource:
         If the file cannot be read (naming what it holds), or has axes convert cannot write (a time
         axis of several points).
     """
-    from ..readers import open_file
+    from ..readers import open_file, open_planes
 
-    spec = f"{path.rstrip('/')}/{dataset.lstrip('/')}" if dataset else path
-    opened = open_file(spec)
+    if isinstance(path, str):
+        spec = f"{path.rstrip('/')}/{dataset.lstrip('/')}" if dataset else path
+        opened = open_file(spec)
+    else:
+        opened = open_planes(list(path))
     try:
-        view, space = opened.volume()
-        if spec.lower().endswith((".tif", ".tiff")) and opened.keep_open is not None:
-            # A compressed TIFF (read through tifffile's zarr view, which cannot travel): decoded whole, once.
-            import tifffile
-
-            whole = np.asarray(tifffile.imread(spec))
-            view = replace(view, inner=whole) if isinstance(view, AxisView) else whole
-        portable = _portable_view(view)
-        return ArraySource(portable, kind="segmentation" if opened.kind == "segmentation" else "image", space=space)
+        return input_source(opened)
     finally:
         opened.close()

@@ -9,6 +9,7 @@ petabyte takes milliseconds), plus the documents the driver writes (``info``, ``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -18,9 +19,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InvalidRequest
+from ..readers import Opened
 from ..sources import ArraySource
 from .errors import ConvertError
-from .inputs import check_picklable
+from .inputs import check_picklable, input_source
 from .precomputed import Scale, Triple, scale_key, volume_info
 from .properties import segment_properties_info
 from .sharding import volume_sharding
@@ -31,6 +33,8 @@ from .taskgrid import InputRef, TaskGrid, Tiling
 from .tasks import Downsample, Layout, MeshForge, MeshMerge, MultiresMerge, Task, WriteChunks
 
 __all__ = ["Plan", "Stage", "plan", "mip_steps"]
+
+logger = logging.getLogger(__name__)
 
 #: Default memory a single task may use (decoded blocks and their downsampled copies).
 DEFAULT_MEMORY_BUDGET = 512 << 20
@@ -276,6 +280,33 @@ def _shard_scales(
     return out
 
 
+def _xyz(shape: Sequence[int]) -> Triple:
+    """``(x, y, z)`` sizes of a ``(z, y, x)``, ``(c, z, y, x)`` or ``(y, x)`` array."""
+    _c, z, y, x = (1,) * (4 - len(shape)) + tuple(int(n) for n in shape)
+    return (x, y, z)
+
+
+def _level_factors(src: ArraySource, mip_levels: int | Literal["auto"]) -> list[tuple[int, Triple]]:
+    """``(level index, (x, y, z) factors)`` of the levels of ``src`` that become scales: each
+    coarser than the one before on some axis and finer on none (a level that is not is skipped,
+    with a warning), at most ``mip_levels`` below level 0."""
+    out: list[tuple[int, Triple]] = [(0, (1, 1, 1))]
+    for i, (_level, served) in enumerate(src.levels[1:], 1):
+        fx, fy, fz = (int(f) for f in reversed(served[-3:]))
+        prev = out[-1][1]
+        if (fx, fy, fz) == prev or any(f < p for f, p in zip((fx, fy, fz), prev)):
+            logger.warning(
+                "not using pyramid level %d (downsampling factors %s after %s): each level must be "
+                "coarser than the one before; the scales below are computed by downsampling",
+                i, (fx, fy, fz), prev,
+            )
+            break
+        out.append((i, (fx, fy, fz)))
+    if mip_levels != "auto":
+        out = out[: max(0, int(mip_levels)) + 1]
+    return out
+
+
 def _mesh_mip(scales: Sequence[Scale], mesh_mip: int | Literal["auto"]) -> int:
     if mesh_mip != "auto":
         if not 0 <= int(mesh_mip) < len(scales):
@@ -314,9 +345,12 @@ def plan(
     Parameters
     ----------
     source
-        An :class:`~ngshow.ArraySource`, or an array (NumPy, memmap, h5py, zarr, dask, or a
-        reference from :func:`~ngshow.convert.open_input`) in ``(z, y, x)`` or ``(c, z, y, x)``
-        order.
+        A file opened by :func:`ngshow.open` (its voxel sizes and kind, every level, a label
+        image's properties), an :class:`~ngshow.ArraySource`, or an array (NumPy, memmap, h5py,
+        zarr, dask, or a reference from :func:`~ngshow.convert.open_input`) in ``(z, y, x)`` or
+        ``(c, z, y, x)`` order, or a list of them, finest first, as a pyramid.  Each level that
+        is an integer downsampling of the one before is a scale read from its own array (an
+        OME-Zarr's multiscales); coarser scales are computed from the last one.
     dest
         Local path or fsspec URL (``file://``, ``s3://``, ``gs://``).
     kind
@@ -326,7 +360,8 @@ def plan(
     chunk_size
         Chunk size ``(x, y, z)`` of every scale.
     mip_levels
-        Number of downsampled scales below scale 0, or ``"auto"`` (until one chunk covers it).
+        Number of scales below scale 0 (the source's own levels first), or ``"auto"``: every
+        level of the source, then computed ones until one chunk covers the volume.
     encoding
         ``"raw"``, ``"jpeg"`` (uint8 images with 1 or 3 channels) or ``"compressed_segmentation"``
         (uint32/uint64 segmentations).  Default: compressed_segmentation for uint32/uint64
@@ -343,7 +378,8 @@ def plan(
         Compute the first mips in the scale-0 tasks, from the blocks they have read, where the
         budget and ``min_tasks`` allow (the output is the same either way).
     segment_properties
-        Segmentations only: a table of per-segment properties in column form, written as
+        Segmentations only (default: the properties of an OME-Zarr label image given by
+        :func:`ngshow.open`): a table of per-segment properties in column form, written as
         ``segment_properties/info`` (Neuroglancer's ``neuroglancer_segment_properties``)::
 
             {"ids": [12, 40], "label": ["soma", "axon"], "description": ["...", "..."],
@@ -380,30 +416,35 @@ def plan(
         If an option is invalid, e.g. ``sharding`` with a ``memory_budget`` too small to hold
         the chunks of one shard.
     """
+    if isinstance(source, Opened):
+        # A file opened by ngshow.open: every level, and a label image's own properties.
+        if segment_properties is None and (kind or source.kind) == "segmentation":
+            segment_properties = source.segment_properties or None
+        source = input_source(source)
     if isinstance(source, ArraySource):
-        # A source may carry a pyramid of arrays; the finest level is the input, and the
-        # pipeline computes its own coarser levels.
-        levels = getattr(source, "levels", None)
-        data = levels[0][0] if levels else source.data
+        # A source may carry a pyramid of arrays (an OME-Zarr's levels): each becomes a scale,
+        # read from its own array.
+        arrays = [level for level, _ in source.levels]
         kind = kind or source.kind
         voxel_size = voxel_size if voxel_size is not None else source.voxel_size
         offset = offset if offset is not None else tuple(source.offset)  # type: ignore[arg-type]
     elif isinstance(source, (list, tuple)):
-        data = source[0]
+        arrays = list(source)
     else:
-        data = source
+        arrays = [source]
     kind = kind or "image"
     src = ArraySource(
-        data, kind=kind, voxel_size=voxel_size or (1.0, 1.0, 1.0), offset=offset or (0, 0, 0)
+        arrays, kind=kind, voxel_size=voxel_size or (1.0, 1.0, 1.0), offset=offset or (0, 0, 0)
     )
-    check_picklable(data)
+    data = arrays[0]
+    for array in arrays:
+        check_picklable(array)
     if any(not float(o).is_integer() for o in src.offset):
         raise InvalidRequest(f"offset must be whole voxels, got {src.offset}")
     voxel_offset: Triple = tuple(int(o) for o in src.offset)  # type: ignore[assignment]
     channels = src.channels
     dtype = src.dtype
-    c, z, y, x = (1,) * (4 - src.rank) + src.shape
-    size: Triple = (x, y, z)
+    size = _xyz(data.shape)
     chunk = _triple_int(chunk_size, "chunk_size")
 
     if encoding is None:
@@ -442,29 +483,34 @@ def plan(
             segment_properties_info(segment_properties), indent=2, sort_keys=True
         )
 
-    steps = mip_steps(size, src.voxel_size, chunk, mip_levels)
-    scales = [
-        Scale(
-            key=scale_key(src.voxel_size), size=size, resolution=src.voxel_size,
-            voxel_offset=voxel_offset, chunk_size=chunk, encoding=encoding,
-            jpeg_quality=jpeg_quality,
-        )
-    ]
+    level0 = Scale(
+        key=scale_key(src.voxel_size), size=size, resolution=src.voxel_size,
+        voxel_offset=voxel_offset, chunk_size=chunk, encoding=encoding, jpeg_quality=jpeg_quality,
+    )
+    # Scales read from the input's own levels, then scales computed by downsampling the last one.
+    factors = _level_factors(src, mip_levels)
+    scales = []
+    for i, fs in factors:
+        res: tuple[float, float, float] = (src.voxel_size[0] * fs[0], src.voxel_size[1] * fs[1],
+                                           src.voxel_size[2] * fs[2])
+        scales.append(replace(
+            level0, key=scale_key(res), size=_xyz(src.levels[i][0].shape), resolution=res,
+            voxel_offset=(voxel_offset[0] // fs[0], voxel_offset[1] // fs[1], voxel_offset[2] // fs[2]),
+            factor=fs,
+        ))
+    base = len(scales) - 1
+    more: int | Literal["auto"] = mip_levels if mip_levels == "auto" else int(mip_levels) - base
+    steps = mip_steps(scales[-1].size, scales[-1].resolution, chunk, more)
     for step in steps:
         prev = scales[-1]
-        res = tuple(r * f for r, f in zip(prev.resolution, step))
-        scales.append(
-            Scale(
-                key=scale_key(res),
-                size=tuple(-(-n // f) for n, f in zip(prev.size, step)),  # type: ignore[arg-type]
-                resolution=res,  # type: ignore[arg-type]
-                voxel_offset=tuple(o // f for o, f in zip(prev.voxel_offset, step)),  # type: ignore[arg-type]
-                chunk_size=chunk,
-                encoding=encoding,
-                factor=tuple(a * f for a, f in zip(prev.factor, step)),  # type: ignore[arg-type]
-                jpeg_quality=jpeg_quality,
-            )
-        )
+        res = tuple(r * f for r, f in zip(prev.resolution, step))  # type: ignore[assignment]
+        scales.append(replace(
+            prev, key=scale_key(res),
+            size=tuple(-(-n // f) for n, f in zip(prev.size, step)),  # type: ignore[arg-type]
+            resolution=res,
+            voxel_offset=tuple(o // f for o, f in zip(prev.voxel_offset, step)),  # type: ignore[arg-type]
+            factor=tuple(a * f for a, f in zip(prev.factor, step)),  # type: ignore[arg-type]
+        ))
 
     voxel_bytes = dtype.itemsize * channels
     scales = _shard_scales(scales, sharding, voxel_bytes, memory_budget, min_tasks)
@@ -472,48 +518,56 @@ def plan(
     layout = Layout(Store(dest_url), kind, dtype.str, channels)
     stages: list[Stage] = []
 
-    # (a) scale 0, read from the source in chunk-aligned blocks, and the first ``fused`` mips
-    # computed from those blocks in memory (so scale 0 is not read back), as many as keep the
-    # blocks within the budget and the stage split into enough tasks.  Blocks are aligned to
-    # the shards of every sharded scale they write.
-    fused = 0
-    unit: Sequence[int] = _unit(scales, steps, 0, 0, itself=True)
-    while fuse and fused < len(steps):
-        trial = _unit(scales, steps, 0, fused + 1, itself=True)
-        held = math.prod(min(b, n) for b, n in zip(trial, size)) * voxel_bytes * 3
-        if held > memory_budget or _count(size, trial) < 2 * min_tasks:
-            break
-        fused, unit = fused + 1, trial
-    block = _grow_block(unit, size, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
-    targets = tuple(scales[1 : 1 + fused])
-    group = tuple(steps[:fused])
-    source_ref = InputRef(data, 4 - len(data.shape), dtype.str, channels)
-    proto = WriteChunks(layout, scales[0], (0, 0, 0), block, None, targets, group)  # type: ignore[arg-type]
-    stages.append(Stage(
-        ", ".join(f"chunks {s.key}" for s in scales[: 1 + fused]),
-        TaskGrid(proto, Tiling(size, block), source=source_ref),
-        writes=tuple(scales[: 1 + fused]),
-        task_memory=_held(block, size, voxel_bytes, 3),
-    ))
+    # (a) each scale read from the input (scale 0, and the input's own coarser levels), in
+    # chunk-aligned blocks; the last of them also computes the first ``fused`` mips from those
+    # blocks in memory (so it is not read back), as many as keep the blocks within the budget
+    # and the stage split into enough tasks.  Blocks are aligned to the shards of every sharded
+    # scale they write.
+    for j, (index, _f) in enumerate(factors):
+        later = steps if j == base else []
+        own = scales[j:]
+        here = own[0].size
+        fused = 0
+        unit: Sequence[int] = _unit(own, later, 0, 0, itself=True)
+        while fuse and fused < len(later):
+            trial = _unit(own, later, 0, fused + 1, itself=True)
+            held = math.prod(min(b, n) for b, n in zip(trial, here)) * voxel_bytes * 3
+            if held > memory_budget or _count(here, trial) < 2 * min_tasks:
+                break
+            fused, unit = fused + 1, trial
+        block = _grow_block(unit, here, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
+        level = src.levels[index][0]
+        source_ref = InputRef(level, 4 - len(level.shape), dtype.str, channels)
+        proto = WriteChunks(layout, own[0], (0, 0, 0), block, None, tuple(own[1 : 1 + fused]),  # type: ignore[arg-type]
+                            tuple(later[:fused]))
+        name = ", ".join(f"chunks {s.key}" for s in own[: 1 + fused])
+        stages.append(Stage(
+            name + (f" (from input level {index})" if index else ""),
+            TaskGrid(proto, Tiling(here, block), source=source_ref),
+            writes=tuple(own[: 1 + fused]),
+            task_memory=_held(block, here, voxel_bytes, 3),
+        ))
 
-    # (b) pyramid: groups of mips, each task reading one block of the group's first scale.
+    # (b) pyramid below the last input level: groups of mips, each task reading one block of
+    # the group's first scale.
+    computed = scales[base:]
     i = fused
     while i < len(steps):
         k_best = 1
         for k in range(1, len(steps) - i + 1):
-            blk = _unit(scales, steps, i, k, itself=False)
-            held = _held(blk, scales[i].size, voxel_bytes, 2)
-            if held > memory_budget or (k > 1 and _count(scales[i].size, blk) < min_tasks // 2):
+            blk = _unit(computed, steps, i, k, itself=False)
+            held = _held(blk, computed[i].size, voxel_bytes, 2)
+            if held > memory_budget or (k > 1 and _count(computed[i].size, blk) < min_tasks // 2):
                 break
             k_best = k
-        blk = _unit(scales, steps, i, k_best, itself=False)
-        targets = tuple(scales[i + 1 : i + 1 + k_best])
+        blk = _unit(computed, steps, i, k_best, itself=False)
+        targets = tuple(computed[i + 1 : i + 1 + k_best])
         group = tuple(steps[i : i + k_best])
-        proto_ds = Downsample(layout, scales[i], targets, group, (0, 0, 0), blk)
+        proto_ds = Downsample(layout, computed[i], targets, group, (0, 0, 0), blk)
         names = ", ".join(t.key for t in targets)
         stages.append(Stage(
-            f"downsample {names}", TaskGrid(proto_ds, Tiling(scales[i].size, blk)),
-            writes=targets, task_memory=_held(blk, scales[i].size, voxel_bytes, 2),
+            f"downsample {names}", TaskGrid(proto_ds, Tiling(computed[i].size, blk)),
+            writes=targets, task_memory=_held(blk, computed[i].size, voxel_bytes, 2),
         ))
         i += k_best
 
@@ -590,7 +644,8 @@ def plan(
                     "kind": kind,
                     "encoding": encoding,
                     "chunk_size": list(chunk),
-                    "mip_levels": len(steps),
+                    "mip_levels": len(scales) - 1,
+                    "input_levels": len(factors),
                     "mesh": bool(mesh),
                     "mesh_format": mesh_format if mesh else None,
                     "sharding": [s.sharding is not None for s in scales],
