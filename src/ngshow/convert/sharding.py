@@ -18,7 +18,6 @@ Shard files are written whole (:func:`encode_shard`) and read either whole
 
 from __future__ import annotations
 
-import gzip
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,13 +54,12 @@ class ShardError(NgshowError, ValueError):
 
 
 def _gzip(data: bytes) -> bytes:
-    # mtime=0 keeps the output a pure function of the input (byte-identical reruns).
-    try:
-        from isal import igzip
+    # libdeflate: deterministic (its gzip header has mtime 0, and its output depends on the
+    # input alone), so reruns and resumed runs write the same bytes.  ISA-L's level 1, faster,
+    # was seen giving different (valid) streams for the same input when threads compress at once.
+    import deflate
 
-        return bytes(igzip.compress(data, compresslevel=1, mtime=0))
-    except ImportError:  # pragma: no cover - isal is a runtime dependency
-        return gzip.compress(data, compresslevel=1, mtime=0)
+    return bytes(deflate.gzip_compress(data, 1))
 
 
 def _gunzip(data: bytes) -> bytes:
