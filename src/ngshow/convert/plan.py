@@ -532,7 +532,7 @@ def plan(
         while fuse and fused < len(later):
             trial = _unit(own, later, 0, fused + 1, itself=True)
             held = math.prod(min(b, n) for b, n in zip(trial, here)) * voxel_bytes * 3
-            if held > memory_budget or _count(here, trial) < 2 * min_tasks:
+            if held > memory_budget or _count(here, trial) < min_tasks:
                 break
             fused, unit = fused + 1, trial
         block = _grow_block(unit, here, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
