@@ -110,12 +110,14 @@ class BrowserPage:
         return canvas[y0:y1, x0:x1]
 
     def panel_box(self, index: int = 0) -> dict[str, float]:
-        """Bounding box of the index-th rendered data panel (page coordinates)."""
+        """Bounding box of the index-th rendered data panel (page coordinates), once it exists
+        (the client builds its panels after the state, and again after a layout change)."""
+        visible = """[...window.viewer.display.panels].filter(p => p.element && p.element.offsetWidth > 0)"""
+        self.page.wait_for_function(f"(i) => {visible}.length > i", arg=index, timeout=30_000)
         box = self.page.evaluate(
-            """(i) => { const panels = [...window.viewer.display.panels]
-                 .filter(p => p.element && p.element.offsetWidth > 0);
+            f"""(i) => {{ const panels = {visible};
                const r = panels[i].element.getBoundingClientRect();
-               return {x: r.x, y: r.y, width: r.width, height: r.height}; }""",
+               return {{x: r.x, y: r.y, width: r.width, height: r.height}}; }}""",
             index,
         )
         assert box is not None
