@@ -31,6 +31,9 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+STATE_CONFLICT = "status of 412 (Precondition Failed)"
+
+
 @dataclass
 class Problems:
     """Console errors, page errors and failed HTTP responses seen by a page (workers included)."""
@@ -128,10 +131,14 @@ def _new_page(browser: Browser) -> tuple[BrowserPage, Any]:
     context = browser.new_context(viewport={"width": 800, "height": 600})
     problems = Problems()
     p = context.new_page()
-    p.on("console", lambda m: problems.console.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    # A state POST answered 412 is the protocol's conflict path (PROTOCOL.md §2.3: the browser
+    # adopts the server's state), not a fault; whether one happens depends on timing.
+    p.on("console", lambda m: problems.console.append(f"console {m.type}: {m.text}")
+         if m.type == "error" and STATE_CONFLICT not in m.text else None)
     p.on("pageerror", lambda e: problems.page.append(f"page error: {e}"))
     context.on(
-        "response", lambda r: problems.http.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None
+        "response", lambda r: problems.http.append(f"HTTP {r.status} {r.url}")
+        if r.status >= 400 and not (r.status == 412 and "/state/" in r.url) else None
     )
     return BrowserPage(p, problems), context
 
