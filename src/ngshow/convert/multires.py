@@ -198,12 +198,13 @@ def _split_axis(
         s = side[~one]
         lone = np.where(s[:, 0] == s[:, 1], 2, np.where(s[:, 0] == s[:, 2], 1, 0))
         t2 = np.take_along_axis(f[~one], (lone[:, None] + np.arange(3)) % 3, axis=1)
+        plane2, p2 = plane[~one], p[~one]
         ids, new_vertices = _cut_edges(
             v,
             np.concatenate([t1[:, 1], t2[:, 0], t2[:, 0]]),
             np.concatenate([t1[:, 2], t2[:, 1], t2[:, 2]]),
-            np.concatenate([plane[one], plane[~one], plane[~one]]),
-            np.concatenate([p[one], p[~one], p[~one]]),
+            np.concatenate([plane[one], plane2, plane2]),
+            np.concatenate([p[one], p2, p2]),
             axis, made,
         )
         n1, n2 = len(t1), len(t2)
@@ -237,10 +238,11 @@ def _cut_edges(
     ids = np.empty(len(first), dtype=np.int64)
     fresh: list[int] = []
     next_id = len(v)
-    lows, highs, planes = low.tolist(), high.tolist(), plane.tolist()
-    for j in np.argsort(first, kind="stable").tolist():
-        i = int(first[j])
-        key = (lows[i], highs[i], planes[i])
+    order = np.argsort(first, kind="stable")
+    firsts = first[order]
+    rows = np.stack([low[firsts], high[firsts], plane[firsts]], 1).tolist()
+    for j, i, (lo, hi, k) in zip(order.tolist(), firsts.tolist(), rows):
+        key = (lo, hi, k)
         got = made.get(key)
         if got is None:
             got = made[key] = next_id

@@ -531,8 +531,7 @@ def plan(
         unit: Sequence[int] = _unit(own, later, 0, 0, itself=True)
         while fuse and fused < len(later):
             trial = _unit(own, later, 0, fused + 1, itself=True)
-            held = math.prod(min(b, n) for b, n in zip(trial, here)) * voxel_bytes * 3
-            if held > memory_budget or _count(here, trial) < min_tasks:
+            if _held(trial, here, voxel_bytes, 3) > memory_budget or _count(here, trial) < min_tasks:
                 break
             fused, unit = fused + 1, trial
         block = _grow_block(unit, here, voxel_bytes, min(memory_budget // 4, 64 << 20), 4 * min_tasks)
